@@ -1,0 +1,135 @@
+# brokerd — one GNU Makefile for the daemon, the client library, the tools
+# and the tests.  `make run` and `make check` work on a fresh Debian machine:
+# both install what is missing first (scripts/install-deps.sh).
+#
+#   make            build brokerd, the client library and the tools (-O2 -g)
+#   make check      install deps, build with ASan+UBSan, run every test
+#   make run        install deps, build, start brokerd with broker.conf.example
+#   make bench      install deps (+fio), build optimised, run the benchmarks
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make SAN=1 ...  any target with AddressSanitizer + UndefinedBehaviorSanitizer
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SAN     ?= 0
+CC      ?= cc
+
+ifeq ($(SAN),1)
+B       ?= build/san
+OPT     ?= -O1 -g -fno-omit-frame-pointer
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+B       ?= build/rel
+OPT     ?= -O2 -g
+SANFLAGS =
+endif
+
+PKGS     = libevent liburing libprotobuf-c libisal
+# Recursive (=) on purpose: evaluated only when a recipe needs it, i.e. after
+# the deps step of `check`/`run`/`bench` has installed pkg-config files.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+CHECK_LIBS = $(shell pkg-config --libs check)
+
+WARN = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
+       -Wmissing-prototypes -Wwrite-strings -Wvla -Wpointer-arith -Wundef \
+       -Wnull-dereference -Wimplicit-fallthrough
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -MMD -MP \
+             -I. -I$(B)/gen $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+# --- sources ---------------------------------------------------------------
+PROTO_SRC   = $(wildcard proto/*.proto)
+PROTO_GEN   = $(patsubst proto/%.proto,$(B)/gen/proto/%.pb-c.c,$(PROTO_SRC))
+WIRE_SRC    = $(wildcard proto/*.c)
+BROKER_SRC  = $(filter-out broker/main.c,$(wildcard broker/*.c))
+UNIT_SRC    = $(wildcard tests/unit/check_*.c)
+UNIT_NAMES  = $(patsubst tests/unit/check_%.c,%,$(UNIT_SRC))
+BENCH_SRC   = $(wildcard tests/bench/*.c)
+
+obj = $(patsubst %.c,$(B)/%.o,$(1))
+WIRE_OBJ    = $(call obj,$(WIRE_SRC)) $(PROTO_GEN:.c=.o)
+BROKER_OBJ  = $(call obj,$(BROKER_SRC))
+
+LIBWIRE   = $(B)/libwire.a
+LIBBROKER = $(B)/libbrokerd.a
+BROKERD   = $(B)/brokerd
+CHECK_UNIT = $(B)/tests/check_unit
+BENCHES   = $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+
+.PHONY: all deps deps-bench check test run bench bench-run install clean
+.DEFAULT_GOAL := all
+
+all: $(BROKERD)
+
+deps:
+	@scripts/install-deps.sh build
+deps-bench:
+	@scripts/install-deps.sh bench
+
+# --- build rules -------------------------------------------------------------
+$(B)/gen/proto/%.pb-c.c $(B)/gen/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(@D)
+	protoc-c --c_out=$(B)/gen $<
+
+# Every object may include generated protobuf headers.
+$(B)/%.o: %.c | $(PROTO_GEN)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/gen/proto/%.pb-c.o: $(B)/gen/proto/%.pb-c.c
+	$(CC) $(filter-out -W%,$(ALL_CFLAGS)) -c $< -o $@
+
+$(LIBWIRE): $(WIRE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIBBROKER): $(BROKER_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BROKERD): $(B)/broker/main.o $(LIBBROKER) $(LIBWIRE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+# The unit-test runner adds one Suite per tests/unit/check_<name>.c, each of
+# which exports `Suite *<name>_suite(void)`.
+$(B)/gen/suites.h: $(UNIT_SRC)
+	@mkdir -p $(@D)
+	@printf '$(foreach n,$(UNIT_NAMES),SUITE($(n))\n)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+
+$(B)/tests/unit/runner.o: $(B)/gen/suites.h
+
+$(CHECK_UNIT): $(B)/tests/unit/runner.o $(call obj,$(UNIT_SRC)) $(LIBBROKER) $(LIBWIRE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lm
+
+$(B)/bench/%: $(B)/tests/bench/%.o $(LIBBROKER) $(LIBWIRE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+# --- top-level targets -------------------------------------------------------
+check: deps
+	$(MAKE) --no-print-directory SAN=1 test
+
+test: $(BROKERD) $(CHECK_UNIT)
+	CK_DEFAULT_TIMEOUT=120 $(CHECK_UNIT)
+
+run: deps
+	$(MAKE) --no-print-directory all
+	$(BROKERD) -c broker.conf.example
+
+bench: deps-bench
+	$(MAKE) --no-print-directory SAN=0 bench-run
+
+bench-run: $(BENCHES)
+	tests/bench/run.sh $(B)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/brokerd
+	install -m 755 $(BROKERD) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 broker.conf.example $(DESTDIR)$(PREFIX)/share/doc/brokerd/
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs the Debian packages brokerd needs that are missing.
+# Usage: scripts/install-deps.sh [build|bench|all]
+# As root it runs apt-get (updating the package lists first when needed);
+# otherwise it prints the exact command to run and exits 1.
+set -eu
+
+build="gcc make pkg-config libevent-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler check libisal-dev"
+bench="fio"
+case "${1:-build}" in
+  build) want="$build" ;;
+  bench) want="$build $bench" ;;
+  all)   want="$build $bench" ;;
+  *) echo "usage: $0 [build|bench|all]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "brokerd needs these Debian packages:$missing" >&2
+  echo "install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends$missing" >&2
+  exit 1
+fi
+
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Fresh machines may have empty package lists: update once, then install.
+if ! apt-get install -y --no-install-recommends $missing >/dev/null 2>&1; then
+  apt-get update -qq
+  apt-get install -y --no-install-recommends $missing
+fi
