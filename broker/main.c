@@ -1,0 +1,325 @@
+/* main — brokerd start-up, the reactor loop and shutdown.
+ * Start-up: config, data-directory lock, io_uring, open (and recover) every
+ * partition found in the data directory.  Run: retention and recovery
+ * checkpoints on timers.  SIGTERM/SIGINT: flush every log, write the clean
+ * checkpoints, exit 0. */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/config.h"
+#include "broker/log.h"
+#include "broker/logging.h"
+#include "broker/uring.h"
+
+#define BROKERD_VERSION "0.1.0"
+
+struct broker {
+	struct config cfg;
+	struct event_base *base;
+	struct uring *u;
+	struct log_ctx *ctx;
+	struct log **logs;
+	int nlogs;
+	int lockfd;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: brokerd [-c FILE] [options]\n"
+		"\n"
+		"brokerd stores topics as segmented append-only logs written through io_uring.\n"
+		"\n"
+		"options:\n"
+		"  -c, --config FILE      read settings from FILE (key = value lines)\n"
+		"      --listen HOST:PORT override 'listen'\n"
+		"      --data-dir DIR     override 'data.dir'\n"
+		"      --log-level LEVEL  override 'log.level' (debug|info|warn|error)\n"
+		"  -o, --set KEY=VALUE    override any configuration key\n"
+		"  -h, --help             this help, then every configuration key\n"
+		"  -V, --version          print the version\n"
+		"\n"
+		"configuration keys (defaults in brackets):\n");
+	config_print_help(f);
+}
+
+static int set_or_die(struct config *c, const char *key, const char *value)
+{
+	char err[512];
+
+	if (config_set(c, key, value, err, sizeof(err)) < 0) {
+		fprintf(stderr, "brokerd: command line: %s\n", err);
+		exit(1);
+	}
+	return 0;
+}
+
+static void parse_args(struct config *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "set", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *file = NULL;
+	char err[512];
+	int ch;
+
+	/* First pass: the file; second pass: flags override it. */
+	while ((ch = getopt_long(argc, argv, "c:o:hV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			file = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("brokerd %s\n", BROKERD_VERSION);
+			exit(0);
+		case '?':
+			usage(stderr);
+			exit(2);
+		default:
+			break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "brokerd: unexpected argument '%s'\n", argv[optind]);
+		exit(2);
+	}
+	if (file != NULL && config_load(c, file, err, sizeof(err)) < 0) {
+		fprintf(stderr, "brokerd: %s\n", err);
+		exit(1);
+	}
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:o:hV", opts, NULL)) != -1) {
+		char *eq;
+		switch (ch) {
+		case 'l':
+			set_or_die(c, "listen", optarg);
+			break;
+		case 'd':
+			set_or_die(c, "data.dir", optarg);
+			break;
+		case 'L':
+			set_or_die(c, "log.level", optarg);
+			break;
+		case 'o':
+			eq = strchr(optarg, '=');
+			if (eq == NULL) {
+				fprintf(stderr, "brokerd: --set needs KEY=VALUE, got '%s'\n", optarg);
+				exit(2);
+			}
+			*eq = '\0';
+			set_or_die(c, optarg, eq + 1);
+			*eq = '=';
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* Lock the data directory so a second broker cannot open it. */
+static int lock_data_dir(struct broker *b)
+{
+	char path[CONFIG_PATH_MAX + 16];
+
+	if (mkdir(b->cfg.data_dir, 0755) < 0 && errno != EEXIST) {
+		log_msg_errno(LOGL_ERROR, errno, "cannot create data directory %s", b->cfg.data_dir);
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/.lock", b->cfg.data_dir);
+	b->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (b->lockfd < 0) {
+		log_msg_errno(LOGL_ERROR, errno, "cannot open %s", path);
+		return -errno;
+	}
+	if (flock(b->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		log_msg(LOGL_ERROR, "data directory %s is in use by another brokerd (lock %s held)",
+			b->cfg.data_dir, path);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* A partition directory is named "<topic>-<partition number>". */
+static bool is_partition_dir(const char *name)
+{
+	const char *dash = strrchr(name, '-');
+
+	if (dash == NULL || dash == name || dash[1] == '\0' || name[0] == '.')
+		return false;
+	for (const char *p = dash + 1; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+static int open_partitions(struct broker *b)
+{
+	DIR *d = opendir(b->cfg.data_dir);
+	struct dirent *de;
+	int rc = 0;
+
+	if (d == NULL)
+		return -errno;
+	while ((de = readdir(d)) != NULL) {
+		char path[CONFIG_PATH_MAX + 256];
+		struct log **n;
+		struct log *l;
+
+		if (de->d_type != DT_DIR || !is_partition_dir(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", b->cfg.data_dir, de->d_name);
+		rc = log_open(b->ctx, path, &b->cfg.topic_defaults, 0, &l);
+		if (rc < 0)
+			break;
+		n = realloc(b->logs, (size_t)(b->nlogs + 1) * sizeof(*n));
+		if (n == NULL) {
+			log_close(l);
+			rc = -ENOMEM;
+			break;
+		}
+		b->logs = n;
+		b->logs[b->nlogs++] = l;
+	}
+	closedir(d);
+	return rc;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void on_retention(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	(void)fd;
+	(void)what;
+	for (int i = 0; i < b->nlogs; i++)
+		log_retention_run(b->logs[i]);
+}
+
+static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	(void)fd;
+	(void)what;
+	for (int i = 0; i < b->nlogs; i++)
+		log_checkpoint(b->logs[i]);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	(void)what;
+	log_msg(LOGL_INFO, "signal %d: shutting down", (int)sig);
+	event_base_loopbreak(b->base);
+}
+
+static struct event *add_timer(struct broker *b, int64_t ms, event_callback_fn fn)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	struct event *ev = event_new(b->base, -1, EV_PERSIST, fn, b);
+
+	if (ev != NULL)
+		event_add(ev, &tv);
+	return ev;
+}
+
+int main(int argc, char **argv)
+{
+	struct broker b = { .lockfd = -1 };
+	struct event *evs[4] = { NULL };
+	struct timespec t0, t1;
+	int rc, status = 1;
+
+	config_defaults(&b.cfg);
+	parse_args(&b.cfg, argc, argv);
+	log_msg_level = b.cfg.log_level;
+	if (b.cfg.max_batch_bytes > b.cfg.max_request_bytes) {
+		log_msg(LOGL_ERROR, "max.batch.bytes (%lld) must not exceed max.request.bytes (%lld)",
+			(long long)b.cfg.max_batch_bytes, (long long)b.cfg.max_request_bytes);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
+	if (lock_data_dir(&b) < 0)
+		return 1;
+	b.base = event_base_new();
+	if (b.base == NULL)
+		return 1;
+	rc = uring_new(b.base, (unsigned)b.cfg.io_uring_entries, &b.u);
+	if (rc < 0)
+		goto out;
+	struct log_ctx_opts opts = {
+		.max_open_segments = (int)b.cfg.max_open_segments,
+		.max_batch_bytes = (uint32_t)b.cfg.max_batch_bytes,
+	};
+	rc = log_ctx_new(b.u, &opts, &b.ctx);
+	if (rc < 0)
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = open_partitions(&b);
+	if (rc < 0)
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_msg(LOGL_INFO, "brokerd %s: data directory %s, %d partitions opened in %.1f ms",
+		BROKERD_VERSION, b.cfg.data_dir, b.nlogs,
+		(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	evs[0] = add_timer(&b, b.cfg.retention_check_interval_ms, on_retention);
+	evs[1] = add_timer(&b, b.cfg.checkpoint_interval_ms, on_checkpoint);
+	evs[2] = evsignal_new(b.base, SIGTERM, on_signal, &b);
+	evs[3] = evsignal_new(b.base, SIGINT, on_signal, &b);
+	for (int i = 2; i < 4; i++)
+		if (evs[i] != NULL)
+			event_add(evs[i], NULL);
+	log_msg(LOGL_INFO, "ready");
+	event_base_dispatch(b.base);
+	status = 0;
+out:
+	for (int i = 0; i < b.nlogs; i++)
+		if (log_close(b.logs[i]) < 0)
+			status = 1;
+	free(b.logs);
+	for (int i = 0; i < 4; i++)
+		if (evs[i] != NULL)
+			event_free(evs[i]);
+	log_ctx_free(b.ctx);
+	uring_free(b.u);
+	if (b.base != NULL)
+		event_base_free(b.base);
+	if (b.lockfd >= 0)
+		close(b.lockfd);
+	if (status == 0)
+		log_msg(LOGL_INFO, "clean shutdown");
+	return status;
+}
