@@ -39,6 +39,7 @@
 
 #include <dirent.h>
 #include <endian.h>
+#include <event2/event.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -150,6 +151,8 @@ struct log {
 	struct uring_defer flush_defer;
 	struct log_sync sync;
 	bool sync_inflight;
+	bool sync_due;         /* flush.interval.ms elapsed: sync what is written */
+	struct event *interval_ev;
 	bool seal_inflight;
 	bool ckpt_inflight;
 	uint64_t ckpt_seq;
@@ -435,11 +438,11 @@ static void maybe_sync(struct log *l)
 		need = !TAILQ_EMPTY(&l->waiting);
 		break;
 	case LOG_FLUSH_INTERVAL:
-		need = (l->cfg.flush_bytes > 0 &&
-			l->unsynced_bytes >= (uint64_t)l->cfg.flush_bytes);
+		need = l->sync_due || (l->cfg.flush_bytes > 0 &&
+				       l->unsynced_bytes >= (uint64_t)l->cfg.flush_bytes);
 		break;
 	default:
-		need = false;
+		need = l->sync_due;
 	}
 	if (!need)
 		return;
@@ -450,7 +453,30 @@ static void maybe_sync(struct log *l)
 	l->sync.log = l;
 	l->sync.at = l->written;
 	l->sync_inflight = true;
+	l->sync_due = false;
 	l->unsynced_bytes = 0;
+}
+
+static void on_interval(evutil_socket_t fd, short what, void *arg)
+{
+	struct log *l = arg;
+
+	(void)fd;
+	(void)what;
+	l->sync_due = true;
+	maybe_sync(l);
+}
+
+/* flush.mode=interval: make sure a sync is due within flush.interval.ms of
+ * the first unsynced write. */
+static void arm_interval(struct log *l)
+{
+	if (l->cfg.flush_mode != LOG_FLUSH_INTERVAL || l->interval_ev == NULL ||
+	    evtimer_pending(l->interval_ev, NULL))
+		return;
+	struct timeval tv = { (time_t)(l->cfg.flush_interval_ms / 1000),
+			      (suseconds_t)(l->cfg.flush_interval_ms % 1000) * 1000 };
+	evtimer_add(l->interval_ev, &tv);
 }
 
 /* --- chains (seal, checkpoint) ------------------------------------------------ */
@@ -803,6 +829,7 @@ static void on_write(struct uring_op *op, int res)
 	w->done = true;
 	advance_written(l);
 	maybe_seal(l);
+	arm_interval(l);
 	maybe_sync(l);
 	if (!TAILQ_EMPTY(&l->pending))
 		uring_defer(l->ctx->u, &l->flush_defer);
@@ -1709,6 +1736,8 @@ static void log_free(struct log *l)
 	if (l == NULL)
 		return;
 	uring_defer_cancel(l->ctx->u, &l->flush_defer);
+	if (l->interval_ev != NULL)
+		event_free(l->interval_ev);
 	for (int i = 0; i < l->nsegs; i++) {
 		struct segment *s = l->segs[i];
 		if (s->refs > 0)
@@ -1741,7 +1770,8 @@ int log_open(struct log_ctx *ctx, const char *dir, const struct log_config *cfg,
 	TAILQ_INIT(&l->waiting);
 	TAILQ_INIT(&l->writes);
 	l->flush_defer.fn = on_flush_defer;
-	if (l->dir == NULL) {
+	l->interval_ev = evtimer_new(uring_base(ctx->u), on_interval, l);
+	if (l->dir == NULL || l->interval_ev == NULL) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -1820,10 +1850,6 @@ static int drain(struct log *l)
 			flush_pending(l);
 			maybe_seal(l);
 			maybe_sync(l);
-			if (l->error == 0 && !TAILQ_EMPTY(&l->waiting) && !l->sync_inflight) {
-				/* Nobody else needs an fsync: make one for the waiters. */
-				l->unsynced_bytes = UINT64_MAX;
-			}
 			if (uring_inflight(l->ctx->u) == 0 && !busy(l))
 				break;
 		}
