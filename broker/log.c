@@ -110,6 +110,7 @@ struct log_chain {
 	struct log *log;
 	struct segment *seg;
 	struct chain_op ops[CHAIN_MAX_OPS];
+	struct io_uring_sqe *last;
 	int nops, ndone, err;
 	const char *failed_what;
 	int fds[3];
@@ -493,8 +494,12 @@ static void chain_free(struct log_chain *ch)
 
 static struct log_chain *chain_new(struct log *l, struct segment *s)
 {
-	struct log_chain *ch = calloc(1, sizeof(*ch));
+	struct log_chain *ch;
 
+	/* Room for the whole chain in the SQ, so no flush splits it. */
+	if (uring_reserve(l->ctx->u, CHAIN_MAX_OPS) < 0)
+		return NULL;
+	ch = calloc(1, sizeof(*ch));
 	if (ch == NULL)
 		return NULL;
 	ch->log = l;
@@ -531,13 +536,15 @@ static struct io_uring_sqe *chain_sqe(struct log_chain *ch, const char *what)
 	co->ch = ch;
 	ch->nops++;
 	sqe->flags |= IOSQE_IO_LINK;
+	ch->last = sqe;
 	return sqe;
 }
 
-/* Close the chain: the last op must not link into whatever comes next. */
-static void chain_end(struct io_uring_sqe *last)
+/* Close the chain: its last op must not link into whatever comes next. */
+static void chain_end(struct log_chain *ch)
 {
-	last->flags &= (uint8_t)~IOSQE_IO_LINK;
+	if (ch->last != NULL)
+		ch->last->flags &= (uint8_t)~IOSQE_IO_LINK;
 }
 
 /* Write index entries [from, n) of both indexes to their files (creating
@@ -657,7 +664,7 @@ static void maybe_seal(struct log *l)
 	if (sqe == NULL)
 		goto busy;
 	io_uring_prep_fsync(sqe, l->dirfd, 0);
-	chain_end(sqe);
+	chain_end(ch);
 	l->seal_inflight = true;
 	return;
 busy:
@@ -667,7 +674,7 @@ fail:
 		/* Some ops are queued: let them finish into a failed chain. */
 		ch->err = err;
 		ch->failed_what = "segment seal";
-		chain_end(sqe != NULL ? sqe : NULL);
+		chain_end(ch);
 		l->seal_inflight = true;
 		return;
 	}
@@ -809,14 +816,15 @@ static void on_write(struct uring_op *op, int res)
 	}
 	if (res < 0 || l->error != 0) {
 		struct log_append *a;
+		struct log_write *x;
 		log_fail(l, res < 0 ? res : l->error, "write");
-		/* Appends of this write (and later ones) are failed once no write
-		 * still uses their buffers. */
+		/* The appends of failed writes are failed once no write still
+		 * uses their buffers. */
 		w->done = true;
-		if (l->nwrites == 1 || TAILQ_FIRST(&l->writes) == w) {
-			TAILQ_REMOVE(&l->writes, w, link);
+		while ((x = TAILQ_FIRST(&l->writes)) != NULL && x->done) {
+			TAILQ_REMOVE(&l->writes, x, link);
 			l->nwrites--;
-			free(w);
+			free(x);
 		}
 		if (l->nwrites == 0) {
 			while ((a = TAILQ_FIRST(&l->inflight)) != NULL) {
@@ -899,8 +907,8 @@ int log_append(struct log *l, struct log_append *a)
 	if (a->len > l->ctx->opts.max_batch_bytes)
 		return -EMSGSIZE;
 	rc = batch_validate(a->buf, a->len, &h);
-	if (rc < 0)
-		return rc;
+	if (rc < 0) /* a batch shorter than its length field is malformed */
+		return rc == -EAGAIN ? -EINVAL : rc;
 	if (roll_due(l, active(l), a->len, &h)) {
 		rc = roll(l);
 		if (rc < 0)
@@ -926,6 +934,90 @@ int log_append(struct log *l, struct log_append *a)
 	return 0;
 }
 
+/* --- corrupt ranges ------------------------------------------------------------ */
+
+/* Known corrupt ranges are kept in the text file `corrupt` ("<segment base>
+ * <pos> <end> <offset> <end offset>" per line), so a clean restart, which
+ * scans nothing, still refuses to serve them.  Rewritten atomically (temp
+ * file, fdatasync, rename, directory fsync) whenever a new range is found. */
+#define BAD_NAME "corrupt"
+
+static int bad_count(const struct log *l)
+{
+	int n = 0;
+
+	for (int i = 0; i < l->nsegs; i++)
+		n += l->segs[i]->nbad;
+	return n;
+}
+
+static int bad_save(struct log *l)
+{
+	int fd = openat(l->dirfd, BAD_NAME ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	FILE *f;
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	f = fdopen(fd, "w");
+	if (f == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	fprintf(f, "# brokerd corrupt ranges v1: base pos end offset end_offset\n");
+	for (int i = 0; i < l->nsegs; i++) {
+		const struct segment *s = l->segs[i];
+		for (int b = 0; b < s->nbad; b++)
+			fprintf(f, "%" PRId64 " %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n",
+				s->base, s->bad[b].pos, s->bad[b].end, s->bad[b].off,
+				s->bad[b].off_end);
+	}
+	if (fflush(f) != 0 || fdatasync(fd) < 0)
+		rc = -errno;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -EIO;
+	if (rc == 0 && renameat(l->dirfd, BAD_NAME ".tmp", l->dirfd, BAD_NAME) < 0)
+		rc = -errno;
+	if (rc == 0 && fsync(l->dirfd) < 0)
+		rc = -errno;
+	if (rc < 0)
+		log_msg_errno(LOGL_ERROR, rc, "%s: cannot record corrupt ranges", l->dir);
+	return rc;
+}
+
+/* Attach the recorded ranges to their segments (ranges of segments that no
+ * longer exist, or that do not fit the file, are dropped). */
+static int bad_load(struct log *l)
+{
+	int fd = openat(l->dirfd, BAD_NAME, O_RDONLY | O_CLOEXEC);
+	char line[256];
+	FILE *f;
+	int rc = 0;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+		int64_t base, off, off_end;
+		uint64_t pos, end;
+		if (line[0] == '#' ||
+		    sscanf(line, "%" SCNd64 " %" SCNu64 " %" SCNu64 " %" SCNd64 " %" SCNd64,
+			   &base, &pos, &end, &off, &off_end) != 5)
+			continue;
+		int i = find_seg(l, base);
+		if (i < 0 || l->segs[i]->base != base || pos >= end || end > l->segs[i]->size ||
+		    off >= off_end)
+			continue;
+		rc = seg_add_bad(l->segs[i], pos, end, off, off_end);
+	}
+	fclose(f);
+	return rc;
+}
+
 /* --- reading ------------------------------------------------------------------- */
 
 /* Take a reference on a segment, opening its file and index if needed. */
@@ -942,6 +1034,7 @@ static int seg_acquire(struct log *l, struct segment *s)
 	}
 	lru_remove(l->ctx, s);
 	s->refs++;
+	int nbad = bad_count(l);
 	rc = seg_load_index(s, l->dirfd, l->ctx->opts.max_batch_bytes,
 			    (uint32_t)l->cfg.index_interval_bytes);
 	if (rc < 0) {
@@ -949,6 +1042,8 @@ static int seg_acquire(struct log *l, struct segment *s)
 		seg_park(l->ctx, s);
 		return rc;
 	}
+	if (bad_count(l) != nbad)
+		bad_save(l);
 	return 0;
 }
 
@@ -996,11 +1091,33 @@ static void note_corruption(struct log *l, const struct segment *s, uint64_t pos
 			 "corrupt record batch in %s/%s near position %" PRIu64, l->dir, name, pos);
 }
 
+/* Locate and bound the slice in s.  Returns 0 or -errno. */
+static int slice_in(struct log *l, struct segment *s, int64_t offset, uint64_t max_bytes,
+		    uint64_t limit, uint64_t *pos, uint64_t *end, int64_t *base, int64_t *next)
+{
+	int rc;
+
+	if (l->hint.seg == s && l->hint.off == offset && s->nbad == 0) {
+		*pos = l->hint.pos;
+		*base = offset;
+	} else {
+		rc = seg_locate(s, offset, limit, pos, base);
+		if (rc < 0)
+			return rc;
+	}
+	if (limit - *pos <= max_bytes && s->nbad == 0) {
+		*end = limit;
+		*next = s == l->hw.seg ? l->hw.off : s->next_offset;
+		return 0;
+	}
+	return seg_bound(s, *pos, max_bytes, limit, end, next);
+}
+
 int log_read(struct log *l, int64_t offset, uint64_t max_bytes, struct log_slice *out)
 {
 	struct segment *s;
-	uint64_t pos, end, limit;
-	int64_t base, next;
+	uint64_t pos = 0, end = 0, limit;
+	int64_t base = offset, next = offset;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -1016,21 +1133,26 @@ int log_read(struct log *l, int64_t offset, uint64_t max_bytes, struct log_slice
 	if (rc < 0)
 		return rc;
 	limit = s == l->hw.seg ? l->hw.pos : s->size;
-	if (l->hint.seg == s && l->hint.off == offset && s->nbad == 0) {
-		pos = l->hint.pos;
-		base = offset;
-	} else {
-		rc = seg_locate(s, offset, limit, &pos, &base);
-		if (rc < 0)
-			goto fail;
+	rc = slice_in(l, s, offset, max_bytes, limit, &pos, &end, &base, &next);
+	if (rc == -EUCLEAN && s->sealed && seg_bad_at(s, pos) == NULL) {
+		/* A bad header where the index pointed, not a known corrupt
+		 * range: the index is wrong.  Rebuild it from the log, once. */
+		log_msg(LOGL_WARN, "%s: index of segment %020" PRId64
+			" points into the middle of a batch: rebuilding", l->dir, s->base);
+		l->hint.seg = NULL;
+		int nbad = bad_count(l);
+		rc = seg_rebuild_index(s, l->dirfd, l->ctx->opts.max_batch_bytes,
+				       (uint32_t)l->cfg.index_interval_bytes);
+		if (rc == 0 && bad_count(l) != nbad)
+			bad_save(l);
+		if (rc == 0)
+			rc = slice_in(l, s, offset, max_bytes, limit, &pos, &end, &base, &next);
 	}
-	if (limit - pos <= max_bytes && s->nbad == 0) {
-		end = limit;
-		next = s == l->hw.seg ? l->hw.off : s->next_offset;
-	} else {
-		rc = seg_bound(s, pos, max_bytes, limit, &end, &next);
-		if (rc < 0)
-			goto fail;
+	if (rc < 0) {
+		if (rc == -EUCLEAN)
+			note_corruption(l, s, pos);
+		seg_release(l->ctx, s);
+		return rc;
 	}
 	out->seg = s;
 	out->fd = s->fd;
@@ -1040,11 +1162,6 @@ int log_read(struct log *l, int64_t offset, uint64_t max_bytes, struct log_slice
 	out->next_offset = next;
 	l->hint = (struct cursor){ s, end, next };
 	return 0;
-fail:
-	if (rc == -EUCLEAN)
-		note_corruption(l, s, pos);
-	seg_release(l->ctx, s);
-	return rc;
 }
 
 /* Exact offset of the first record with timestamp >= ts inside the batch at
@@ -1368,9 +1485,10 @@ static int ckpt_start(struct log *l, uint16_t flags)
 		/* Ops already queued complete into a failed chain. */
 		ch->err = err ? err : -EBUSY;
 		ch->failed_what = "checkpoint";
+		chain_end(ch);
 		return ch->err;
 	}
-	chain_end(sqe);
+	chain_end(ch);
 	return 0;
 }
 
@@ -1645,6 +1763,9 @@ static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
 			pos = SEG_HEADER_SIZE;
 			off = s->base;
 		}
+		/* The scan finds again whatever lies past pos. */
+		while (s->nbad > 0 && s->bad[s->nbad - 1].pos >= pos)
+			s->nbad--;
 		seg_name(name, s->base, ".log");
 		rc = seg_scan(s, pos, off, max_batch, interval, &r);
 		if (rc < 0)
@@ -1697,8 +1818,11 @@ static int recover(struct log *l)
 	int rc, k = 0;
 
 	rc = open_files(l);
+	if (rc == 0)
+		rc = bad_load(l);
 	if (rc < 0)
 		return rc;
+	int nbad = bad_count(l);
 	if (have)
 		l->ckpt_seq = c.seq + 1;
 	if (have && (c.flags & CKPT_CLEAN) && c.base == last->base && c.pos == last->size &&
@@ -1728,6 +1852,11 @@ static int recover(struct log *l)
 	rc = recover_from(l, k, pos, off);
 	if (rc < 0)
 		return rc;
+	if (bad_count(l) != nbad) {
+		rc = bad_save(l);
+		if (rc < 0)
+			return rc;
+	}
 	return ckpt_write_sync(l, (struct cursor){ last, last->size, last->next_offset }, 0);
 }
 
@@ -1841,23 +1970,26 @@ static bool busy(const struct log *l)
 	return l->ops > 0 || !TAILQ_EMPTY(&l->pending) || !TAILQ_EMPTY(&l->inflight);
 }
 
-/* Run the ring until nothing of this log is in flight.  Returns 0, or
- * -EDEADLK when work is queued that nothing will ever complete. */
+/* Run the ring until nothing of this log is in flight and no append waits.
+ * Returns 0, -EDEADLK when work is queued that nothing in flight will ever
+ * complete, or -errno from the ring. */
 static int drain(struct log *l)
 {
-	while (busy(l) || (l->error == 0 && !TAILQ_EMPTY(&l->waiting))) {
+	for (;;) {
+		if (!busy(l) && (l->error != 0 || TAILQ_EMPTY(&l->waiting)))
+			return 0;
 		if (uring_inflight(l->ctx->u) == 0) {
+			l->sync_due = true;
 			flush_pending(l);
 			maybe_seal(l);
 			maybe_sync(l);
-			if (uring_inflight(l->ctx->u) == 0 && !busy(l))
-				break;
+			if (uring_inflight(l->ctx->u) == 0)
+				return -EDEADLK;
 		}
 		int rc = uring_wait(l->ctx->u);
 		if (rc < 0)
 			return rc;
 	}
-	return 0;
 }
 
 int log_close(struct log *l)
@@ -1881,7 +2013,9 @@ int log_close(struct log *l)
 	}
 	if (rc == 0)
 		rc = l->error;
-	log_free(l);
+	if (rc < 0)
+		log_msg_errno(LOGL_ERROR, rc, "%s: closed without a clean checkpoint", l->dir);
+	log_abandon(l);
 	return rc;
 }
 

@@ -317,6 +317,7 @@ int seg_locate(struct segment *s, int64_t offset, uint64_t limit, uint64_t *pos,
 		}
 		if (bad != NULL) {
 			if (offset < bad->off_end) {
+				*pos = p;
 				rc = -EUCLEAN;
 				break;
 			}
@@ -324,8 +325,10 @@ int seg_locate(struct segment *s, int64_t offset, uint64_t limit, uint64_t *pos,
 			continue;
 		}
 		rc = walk_header(&b, p, &h);
-		if (rc < 0)
+		if (rc < 0) {
+			*pos = p;
 			break;
+		}
 		if (offset <= batch_last_offset(&h)) {
 			*pos = p;
 			*base = h.base_offset;
@@ -476,12 +479,46 @@ int seg_read_index(struct segment *s, int dirfd, uint64_t valid_end)
 	return rc;
 }
 
-int seg_load_index(struct segment *s, int dirfd, uint32_t max_batch, uint32_t interval)
+int seg_rebuild_index(struct segment *s, int dirfd, uint32_t max_batch, uint32_t interval)
 {
 	struct seg_scan_result r;
 	char name[SEG_NAME_MAX];
 	int64_t known_next = s->next_offset;
 	uint64_t known_size = s->size;
+	int rc;
+
+	seg_name(name, s->base, ".log");
+	idx_fini(&s->idx);
+	s->idx_saved = s->tidx_saved = 0;
+	s->nbad = 0;
+	rc = seg_scan(s, SEG_HEADER_SIZE, s->base, max_batch, interval, &r);
+	if (rc < 0)
+		return rc;
+	/* A sealed segment has no torn tail: what does not validate is corrupt,
+	 * and it hides the offsets up to the next segment. */
+	if (r.torn_bytes > 0) {
+		rc = seg_add_bad(s, r.torn_pos, r.file_size, s->next_offset, known_next);
+		if (rc < 0)
+			return rc;
+	}
+	for (int i = 0; i < s->nbad; i++)
+		log_msg(LOGL_ERROR, "corrupt record batch in %s at position %" PRIu64
+			": offsets %" PRId64 "..%" PRId64 " will not be served",
+			name, s->bad[i].pos, s->bad[i].off, s->bad[i].off_end - 1);
+	s->size = known_size;
+	s->next_offset = known_next;
+	if (idx_seal(&s->idx) < 0)
+		return -ENOMEM;
+	s->index_ready = true;
+	rc = seg_write_index(s, dirfd);
+	if (rc < 0) /* still usable from memory; rebuilt again next time */
+		log_msg_errno(LOGL_WARN, rc, "cannot save the rebuilt index of %s", name);
+	return 0;
+}
+
+int seg_load_index(struct segment *s, int dirfd, uint32_t max_batch, uint32_t interval)
+{
+	char name[SEG_NAME_MAX];
 	int rc;
 
 	if (s->index_ready)
@@ -494,28 +531,7 @@ int seg_load_index(struct segment *s, int dirfd, uint32_t max_batch, uint32_t in
 	seg_name(name, s->base, ".log");
 	log_msg(LOGL_WARN, "index of %s unusable (%s): rebuilding it from the log", name,
 		strerror(-rc));
-	idx_fini(&s->idx);
-	s->idx_saved = s->tidx_saved = 0;
-	rc = seg_scan(s, SEG_HEADER_SIZE, s->base, max_batch, interval, &r);
-	if (rc < 0)
-		return rc;
-	/* A sealed segment has no torn tail: what does not validate is corrupt,
-	 * and it hides the offsets up to the next segment. */
-	if (r.torn_bytes > 0) {
-		rc = seg_add_bad(s, r.torn_pos, r.file_size, s->next_offset, known_next);
-		if (rc < 0)
-			return rc;
-		log_msg(LOGL_ERROR, "corrupt record batch in %s at position %" PRIu64
-			": offsets %" PRId64 "..%" PRId64 " will not be served",
-			name, r.torn_pos, s->next_offset, known_next - 1);
-	}
-	s->size = known_size;
-	s->next_offset = known_next;
-	s->index_ready = true;
-	rc = seg_write_index(s, dirfd);
-	if (rc < 0) /* still usable from memory; rebuilt again next time */
-		log_msg_errno(LOGL_WARN, rc, "cannot save the rebuilt index of %s", name);
-	return 0;
+	return seg_rebuild_index(s, dirfd, max_batch, interval);
 }
 
 int seg_write_index(struct segment *s, int dirfd)

@@ -107,8 +107,8 @@ int seg_scan(struct segment *s, uint64_t pos, int64_t off, uint32_t max_batch,
 /* Find the position of the batch that holds `offset` (base <= offset <= its
  * last offset), searching from the index floor up to position `limit`.
  * Returns 0 with *pos and *base (that batch's base offset), -ENOENT if
- * offset is not below limit, -EUCLEAN if a header on the way is bad, or
- * -errno from pread. */
+ * offset is not below limit, -EUCLEAN with *pos at the bad batch or corrupt
+ * range met on the way, or -errno from pread. */
 int seg_locate(struct segment *s, int64_t offset, uint64_t limit,
 	       uint64_t *pos, int64_t *base);
 
@@ -131,6 +131,10 @@ int seg_read_index(struct segment *s, int dirfd, uint64_t valid_end);
 /* Write both index files whole (header + every entry) and fdatasync them.
  * Blocking (start-up path).  Returns 0 or -errno. */
 int seg_write_index(struct segment *s, int dirfd);
+
+/* Rebuild both indexes of a sealed segment by scanning its .log (corrupt
+ * stretches become bad ranges), then save them.  Blocking. 0 or -errno. */
+int seg_rebuild_index(struct segment *s, int dirfd, uint32_t max_batch, uint32_t interval);
 
 /* Load the .index and .timeindex files of a sealed segment found in `dirfd`
  * (fd must be open, size and next_offset known); on a missing or bad index

@@ -177,6 +177,16 @@ struct io_uring_sqe *uring_sqe(struct uring *u, struct uring_op *op)
 	return sqe;
 }
 
+int uring_reserve(struct uring *u, unsigned n)
+{
+	if (io_uring_sq_space_left(&u->ring) >= n)
+		return 0;
+	int rc = uring_submit(u);
+	if (rc < 0)
+		return rc;
+	return io_uring_sq_space_left(&u->ring) >= n ? 0 : -EBUSY;
+}
+
 void uring_defer(struct uring *u, struct uring_defer *d)
 {
 	if (d->queued)

@@ -52,6 +52,10 @@ void uring_free(struct uring *u);
  * when the kernel refuses more work right now (then nothing was queued). */
 struct io_uring_sqe *uring_sqe(struct uring *u, struct uring_op *op);
 
+/* Make room for n more SQEs (submitting what is queued if needed), so a
+ * linked chain of up to n operations is never split.  Returns 0 or -errno. */
+int uring_reserve(struct uring *u, unsigned n);
+
 /* Queue d->fn to run at the end of this loop turn (no-op if queued). */
 void uring_defer(struct uring *u, struct uring_defer *d);
 
