@@ -1,0 +1,1415 @@
+/* check_log — the partition log (broker/log.h) driven through its public
+ * API on a real event loop and io_uring: append/read round trips, offsets
+ * across restarts and crashes, index and time lookups, rolling, retention,
+ * crash recovery of torn and corrupt files, durability ordering, group
+ * commit, I/O error injection, index rebuilds and the fd cache bound.
+ */
+#include "broker/log.h"
+
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/unit/logtest.h"
+
+Suite *log_suite(void); /* called by the runner (tests/unit/runner.c) */
+
+#define SEG_SMALL   4096
+#define MAX_BATCHES 2048
+#define MAX_SEGS    256
+#define TS0         INT64_C(1600000000000)
+
+/* Every batch of the log as found in the files: segment, position, size. */
+struct tab {
+	int n, nsegs;
+	int64_t seg_base[MAX_SEGS];
+	int64_t base[MAX_BATCHES];
+	uint64_t pos[MAX_BATCHES];
+	uint64_t size[MAX_BATCHES];
+	int seg[MAX_BATCHES];      /* index into seg_base */
+};
+
+static struct tab tab;
+
+/* Fill `tab` from the segment files (walking batch headers). */
+static void tab_build(const struct lt *t)
+{
+	memset(&tab, 0, sizeof(tab));
+	tab.nsegs = lt_seg_bases(t, tab.seg_base, MAX_SEGS);
+	for (int s = 0; s < tab.nsegs; s++) {
+		char path[LT_PATH_MAX];
+		int k;
+
+		lt_seg_path(t, path, tab.seg_base[s], ".log");
+		k = lt_batches(path, tab.pos + tab.n, tab.base + tab.n, MAX_BATCHES - tab.n);
+		ck_assert_int_le(tab.n + k, MAX_BATCHES);
+		for (int i = tab.n; i < tab.n + k; i++) {
+			uint64_t end = i + 1 < tab.n + k ? tab.pos[i + 1] : (uint64_t)lt_file_size(path);
+			tab.size[i] = end - tab.pos[i];
+			tab.seg[i] = s;
+		}
+		tab.n += k;
+	}
+}
+
+/* Index of the batch holding offset `off` in `tab` (off below the end). */
+static int tab_find(int64_t off)
+{
+	int i = 0;
+
+	while (i + 1 < tab.n && tab.base[i + 1] <= off)
+		i++;
+	return i;
+}
+
+/* Append n batches of 1..4 records; batch i has timestamps ts0 + 100 i + j.
+ * Waits for the acks every `per_turn` batches. */
+static void fill(struct lt *t, int n, int per_turn, int64_t ts0)
+{
+	for (int i = 0; i < n; i++) {
+		lt_append(t, 1 + i % 4, ts0 + 100 * i, LOG_ACKS_ALL);
+		if ((i + 1) % per_turn == 0)
+			lt_wait_ok(t);
+	}
+	lt_wait_ok(t);
+}
+
+/* The offset range [from, to) is served exactly: one slice per segment
+ * when unbounded, every record checked. */
+static void expect_readable(struct lt *t, int64_t from, int64_t to)
+{
+	lt_read_range(t, from, to, UINT64_MAX);
+	lt_read_range(t, from, to, 1);
+}
+
+static void expect_read_err(struct lt *t, int64_t off, int err)
+{
+	struct log_slice sl;
+	int rc = log_read(t->log, off, UINT64_MAX, &sl);
+
+	ck_assert_msg(rc == err, "log_read(%" PRId64 ") = %d, expected %d", off, rc, err);
+	log_slice_release(&sl);
+}
+
+static void expect_empty_read(struct lt *t, int64_t off)
+{
+	struct log_slice sl;
+	int rc = log_read(t->log, off, UINT64_MAX, &sl);
+
+	ck_assert_msg(rc == 0, "log_read(%" PRId64 ") = %d", off, rc);
+	ck_assert_int_eq(sl.len, 0);
+	log_slice_release(&sl);
+}
+
+static int64_t offset_for_time(struct lt *t, int64_t ts)
+{
+	int64_t off = -42;
+	int rc = log_offset_for_time(t->log, ts, &off);
+
+	ck_assert_msg(rc == 0, "log_offset_for_time(%" PRId64 ") = %d", ts, rc);
+	return off;
+}
+
+/* --- append and read ------------------------------------------------------ */
+
+START_TEST(test_roundtrip_segments)
+{
+	struct lt t;
+	int64_t want = 0;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 80, 7, TS0);
+	for (int i = 0; i < t.napps; i++) {
+		ck_assert_int_eq(t.apps[i]->a.base_offset, want);
+		want += t.apps[i]->nrec;
+	}
+	ck_assert_int_eq(log_end_offset(t.log), want);
+	ck_assert_int_eq(log_high_watermark(t.log), want);
+	ck_assert_int_eq(log_durable_offset(t.log), want);
+	ck_assert_int_ge(log_segment_count(t.log), 4);
+	/* Unbounded: one slice per segment, every record as written. */
+	ck_assert_int_eq(lt_read_range(&t, 0, want, UINT64_MAX), log_segment_count(t.log));
+	/* One batch at a time. */
+	ck_assert_int_eq(lt_read_range(&t, 0, want, 0), 80);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Slices hold whole batches, at least one, no more than max_bytes when more
+ * than one, and as many as fit before the end of the segment. */
+START_TEST(test_read_max_bytes)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 60, 10, TS0);
+	tab_build(&t);
+	ck_assert_int_eq(tab.n, 60);
+	for (int i = 0; i < tab.n; i++) {
+		uint64_t two = i + 1 < tab.n ? tab.size[i] + tab.size[i + 1] : tab.size[i];
+		const uint64_t maxes[] = { 0, 1, tab.size[i] - 1, tab.size[i], two - 1, two,
+					   two + 1, 700, 1500, 3000 };
+
+		for (size_t m = 0; m < sizeof(maxes) / sizeof(maxes[0]); m++) {
+			struct log_slice sl;
+			size_t sizes[64];
+			uint64_t len = 0;
+			int nb, last;
+
+			ck_assert_int_eq(log_read(t.log, tab.base[i], maxes[m], &sl), 0);
+			ck_assert_int_eq(sl.first_offset, tab.base[i]);
+			ck_assert_int_eq(sl.pos, tab.pos[i]);
+			nb = lt_check_slice(&sl, sizes, 64);
+			for (int k = 0; k < nb; k++) {
+				ck_assert_int_eq(sizes[k], tab.size[i + k]);
+				ck_assert_int_eq(tab.seg[i + k], tab.seg[i]);
+				len += sizes[k];
+			}
+			ck_assert_int_eq(len, sl.len);
+			if (nb > 1)
+				ck_assert_msg(sl.len <= maxes[m], "%" PRIu64 " bytes > max %" PRIu64,
+					      sl.len, maxes[m]);
+			last = i + nb - 1;
+			if (last + 1 < tab.n && tab.seg[last + 1] == tab.seg[i])
+				ck_assert_msg(sl.len + tab.size[last + 1] > maxes[m],
+					      "slice of %" PRIu64 " bytes stops short of max %" PRIu64,
+					      sl.len, maxes[m]);
+			log_slice_release(&sl);
+		}
+	}
+	lt_fini(&t);
+}
+END_TEST
+
+/* Rejected appends: no offset used, no callback. */
+START_TEST(test_append_rejects_bad_batches)
+{
+	struct lt t;
+	struct lt_app *p;
+
+	lt_init(&t);
+	t.opts.max_batch_bytes = 4096;
+	log_ctx_free(t.ctx);
+	ck_assert_int_eq(log_ctx_new(t.u, &t.opts, &t.ctx), 0);
+	lt_open(&t);
+	p = lt_app_new(&t, 2, TS0, LOG_ACKS_ALL);
+	p->a.buf[p->a.len - 1] ^= 0x01; /* CRC mismatch */
+	ck_assert_int_eq(lt_try_append(&t, p), -EBADMSG);
+	p = lt_app_new(&t, 2, TS0, LOG_ACKS_ALL);
+	p->a.len--; /* one byte short */
+	ck_assert_int_eq(lt_try_append(&t, p), -EINVAL);
+	p = lt_app_new(&t, 120, TS0, LOG_ACKS_ALL); /* > 4096 bytes */
+	ck_assert_int_gt(p->a.len, 4096);
+	ck_assert_int_eq(lt_try_append(&t, p), -EMSGSIZE);
+	ck_assert_int_eq(log_end_offset(t.log), 0);
+	lt_append_sync(&t, 3, TS0);
+	ck_assert_int_eq(log_end_offset(t.log), 3);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(t.apps[i]->calls, 0);
+	expect_readable(&t, 0, 3);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A buffer shorter than a batch header is a bad batch (-EINVAL, as log.h
+ * lists), not a request to try again. */
+START_TEST(test_append_rejects_short_buffer)
+{
+	struct lt t;
+	struct lt_app *p;
+
+	lt_init(&t);
+	lt_open(&t);
+	for (size_t len = 0; len < BATCH_HEADER_SIZE; len += 11) {
+		p = lt_app_new(&t, 1, TS0, LOG_ACKS_ALL);
+		p->a.len = len;
+		ck_assert_msg(lt_try_append(&t, p) == -EINVAL, "len %zu: %d", len, log_append(t.log, &p->a));
+	}
+	ck_assert_int_eq(log_end_offset(t.log), 0);
+	lt_fini(&t);
+}
+END_TEST
+
+/* --- offsets across restarts ---------------------------------------------------- */
+
+START_TEST(test_offsets_dense_across_restart)
+{
+	struct lt t;
+	int64_t end = 0;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	for (int round = 0; round < 4; round++) {
+		ck_assert_int_eq(log_end_offset(t.log), end);
+		ck_assert_int_eq(log_high_watermark(t.log), end);
+		fill(&t, 15, 5, TS0 + round * 10000);
+		ck_assert_int_eq(t.apps[t.napps - 15]->a.base_offset, end);
+		end = log_end_offset(t.log);
+		lt_close(&t);
+		lt_open(&t);
+	}
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	ck_assert_int_eq(log_start_offset(t.log), 0);
+	expect_readable(&t, 0, end);
+	lt_fini(&t);
+}
+END_TEST
+
+START_TEST(test_offsets_dense_across_crash)
+{
+	struct lt t;
+	int64_t end = 0;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	for (int round = 0; round < 4; round++) {
+		ck_assert_int_eq(log_end_offset(t.log), end);
+		ck_assert_int_eq(log_high_watermark(t.log), end);
+		fill(&t, 15, 5, TS0 + round * 10000);
+		ck_assert_int_eq(t.apps[t.napps - 15]->a.base_offset, end);
+		end = log_end_offset(t.log);
+		lt_crash(&t);
+		lt_open(&t);
+	}
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_readable(&t, 0, end);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Appends still pending (never submitted) at a crash are cancelled, and
+ * their offsets are assigned again after the restart. */
+START_TEST(test_crash_cancels_pending)
+{
+	struct lt t;
+	struct lt_app *p, *q;
+	int64_t end;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 5, 5, TS0);
+	end = log_end_offset(t.log);
+	p = lt_append(&t, 2, TS0, LOG_ACKS_ALL);
+	q = lt_append(&t, 2, TS0, LOG_ACKS_LEADER);
+	lt_crash(&t);
+	ck_assert_int_eq(p->calls, 1);
+	ck_assert_int_eq(p->res, -ECANCELED);
+	ck_assert_int_eq(q->calls, 1);
+	ck_assert_int_eq(q->res, -ECANCELED);
+	p->accepted = q->accepted = false;
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	p = lt_append_sync(&t, 3, TS0);
+	ck_assert_int_eq(p->a.base_offset, end);
+	expect_readable(&t, 0, end + 3);
+	lt_fini(&t);
+}
+END_TEST
+
+/* --- index lookups ------------------------------------------------------------- */
+
+/* Every offset, every segment boundary, and the edges of the range. */
+static void check_lookups(struct lt *t)
+{
+	int64_t end = log_end_offset(t->log);
+
+	tab_build(t);
+	ck_assert_int_eq(log_high_watermark(t->log), end);
+	for (int64_t off = 0; off < end; off++) {
+		int i = tab_find(off);
+		struct log_slice sl;
+		int rc = log_read(t->log, off, 1, &sl);
+
+		ck_assert_msg(rc == 0, "log_read(%" PRId64 ") = %d", off, rc);
+		ck_assert_int_eq(sl.first_offset, tab.base[i]);
+		ck_assert_int_eq(sl.pos, tab.pos[i]);
+		ck_assert_int_eq(sl.len, tab.size[i]);
+		ck_assert_int_eq(lt_check_slice(&sl, NULL, 0), 1);
+		log_slice_release(&sl);
+		/* Unbounded: to the end of the segment. */
+		rc = log_read(t->log, off, UINT64_MAX, &sl);
+		ck_assert_int_eq(rc, 0);
+		ck_assert_int_eq(sl.first_offset, tab.base[i]);
+		if (tab.seg[i] + 1 < tab.nsegs)
+			ck_assert_int_eq(sl.next_offset, tab.seg_base[tab.seg[i] + 1]);
+		else
+			ck_assert_int_eq(sl.next_offset, end);
+		lt_check_slice(&sl, NULL, 0);
+		log_slice_release(&sl);
+	}
+	for (int s = 1; s < tab.nsegs; s++) {
+		struct log_slice sl;
+		int64_t b = tab.seg_base[s];
+
+		ck_assert_int_eq(log_read(t->log, b, 0, &sl), 0);
+		ck_assert_int_eq(sl.first_offset, b);
+		ck_assert_int_eq(sl.pos, 16);
+		log_slice_release(&sl);
+		ck_assert_int_eq(log_read(t->log, b - 1, UINT64_MAX, &sl), 0);
+		ck_assert_int_le(sl.first_offset, b - 1);
+		ck_assert_int_eq(sl.next_offset, b);
+		log_slice_release(&sl);
+	}
+	expect_empty_read(t, end);
+	expect_read_err(t, end + 1, -ERANGE);
+	expect_read_err(t, INT64_MAX, -ERANGE);
+	expect_read_err(t, log_start_offset(t->log) - 1, -ERANGE);
+	expect_read_err(t, INT64_MIN, -ERANGE);
+}
+
+static void lookup_setup(struct lt *t)
+{
+	lt_init(t);
+	t->cfg.segment_bytes = SEG_SMALL;
+	t->cfg.index_interval_bytes = 512;
+	lt_open(t);
+	fill(t, 200, 16, TS0);
+	ck_assert_int_ge(log_segment_count(t->log), 8);
+}
+
+START_TEST(test_lookup_every_offset)
+{
+	struct lt t;
+
+	lookup_setup(&t);
+	check_lookups(&t);
+	lt_fini(&t);
+}
+END_TEST
+
+START_TEST(test_lookup_every_offset_after_restart)
+{
+	struct lt t;
+
+	lookup_setup(&t);
+	lt_close(&t);
+	lt_open(&t);
+	check_lookups(&t);
+	lt_fini(&t);
+}
+END_TEST
+
+START_TEST(test_lookup_every_offset_after_crash)
+{
+	struct lt t;
+
+	lookup_setup(&t);
+	lt_crash(&t);
+	lt_open(&t);
+	check_lookups(&t);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A sparse index (one entry per 64 KiB) still finds every offset. */
+START_TEST(test_lookup_sparse_index)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.index_interval_bytes = 1 << 16;
+	lt_open(&t);
+	fill(&t, 100, 20, TS0);
+	check_lookups(&t);
+	lt_fini(&t);
+}
+END_TEST
+
+/* --- time lookups ---------------------------------------------------------------- */
+
+/* fill() timestamps: batch i, record j at TS0 + 100 i + j. */
+static void check_time_lookups(struct lt *t)
+{
+	int64_t end = log_end_offset(t->log);
+
+	for (int i = 0; i < t->napps; i++) {
+		const struct lt_app *p = t->apps[i];
+		int64_t next = i + 1 < t->napps ? t->apps[i + 1]->expect : end;
+
+		for (int j = 0; j < p->nrec; j++)
+			ck_assert_int_eq(offset_for_time(t, p->ts + j), p->expect + j);
+		/* Between two batches: the first record of the next one. */
+		ck_assert_int_eq(offset_for_time(t, p->ts + 50), next);
+	}
+	ck_assert_int_eq(offset_for_time(t, 0), log_start_offset(t->log));
+	ck_assert_int_eq(offset_for_time(t, INT64_MIN), log_start_offset(t->log));
+	ck_assert_int_eq(offset_for_time(t, t->apps[t->napps - 1]->ts + 99), end);
+	ck_assert_int_eq(offset_for_time(t, INT64_MAX), end);
+}
+
+START_TEST(test_time_lookup)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	t.cfg.index_interval_bytes = 512;
+	lt_open(&t);
+	fill(&t, 120, 10, TS0);
+	ck_assert_int_ge(log_segment_count(t.log), 4);
+	check_time_lookups(&t);
+	lt_fini(&t);
+}
+END_TEST
+
+START_TEST(test_time_lookup_after_restart)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	t.cfg.index_interval_bytes = 512;
+	lt_open(&t);
+	fill(&t, 120, 10, TS0);
+	lt_close(&t);
+	lt_open(&t);
+	check_time_lookups(&t);
+	lt_crash(&t);
+	lt_open(&t);
+	check_time_lookups(&t);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Timestamps out of order: the first record in offset order whose
+ * timestamp is >= the target. */
+START_TEST(test_time_lookup_unordered)
+{
+	struct lt t;
+
+	lt_init(&t);
+	lt_open(&t);
+	lt_append(&t, 1, 100, LOG_ACKS_ALL);  /* offset 0 */
+	lt_append(&t, 1, 300, LOG_ACKS_ALL);  /* offset 1 */
+	lt_append(&t, 1, 200, LOG_ACKS_ALL);  /* offset 2 */
+	lt_append(&t, 1, 150, LOG_ACKS_ALL);  /* offset 3 */
+	lt_wait_ok(&t);
+	ck_assert_int_eq(offset_for_time(&t, 50), 0);
+	ck_assert_int_eq(offset_for_time(&t, 100), 0);
+	ck_assert_int_eq(offset_for_time(&t, 101), 1);
+	ck_assert_int_eq(offset_for_time(&t, 150), 1);
+	ck_assert_int_eq(offset_for_time(&t, 300), 1);
+	ck_assert_int_eq(offset_for_time(&t, 301), 4);
+	lt_fini(&t);
+}
+END_TEST
+
+/* --- rolling ---------------------------------------------------------------------- */
+
+START_TEST(test_roll_by_size)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 100, 10, TS0);
+	tab_build(&t);
+	ck_assert_int_eq(tab.nsegs, log_segment_count(t.log));
+	ck_assert_int_ge(tab.nsegs, 5);
+	for (int s = 0; s < tab.nsegs; s++) {
+		char path[LT_PATH_MAX];
+		int64_t size;
+
+		lt_seg_path(&t, path, tab.seg_base[s], ".log");
+		size = lt_file_size(path);
+		ck_assert_int_le(size, SEG_SMALL);
+		if (s + 1 < tab.nsegs) {
+			/* Rolled because the next batch would not fit. */
+			int first_next = 0;
+			while (tab.seg[first_next] != s + 1)
+				first_next++;
+			ck_assert_int_gt(size + (int64_t)tab.size[first_next], SEG_SMALL);
+			ck_assert_int_eq(tab.base[first_next], tab.seg_base[s + 1]);
+		}
+	}
+	lt_fini(&t);
+}
+END_TEST
+
+/* A batch larger than segment_bytes is accepted: it gets a segment alone. */
+START_TEST(test_roll_oversized_batch)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 256;
+	lt_open(&t);
+	lt_append_sync(&t, 20, TS0);
+	ck_assert_int_eq(log_segment_count(t.log), 1);
+	lt_append_sync(&t, 20, TS0);
+	ck_assert_int_eq(log_segment_count(t.log), 2);
+	lt_append_sync(&t, 1, TS0);
+	ck_assert_int_eq(log_segment_count(t.log), 3);
+	expect_readable(&t, 0, 41);
+	lt_fini(&t);
+}
+END_TEST
+
+START_TEST(test_roll_by_time)
+{
+	struct lt t;
+	struct lt_app *p;
+	int64_t bases[8];
+
+	lt_init(&t);
+	t.cfg.segment_ms = 1000;
+	lt_open(&t);
+	lt_append_sync(&t, 2, TS0);
+	t.mono += 999;
+	lt_append_sync(&t, 2, TS0);
+	ck_assert_int_eq(log_segment_count(t.log), 1);
+	t.mono += 1;
+	/* Time alone rolls nothing; the next append does. */
+	event_base_loop(t.base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(log_segment_count(t.log), 1);
+	p = lt_append_sync(&t, 2, TS0);
+	ck_assert_int_eq(log_segment_count(t.log), 2);
+	ck_assert_int_eq(lt_seg_bases(&t, bases, 8), 2);
+	ck_assert_int_eq(bases[1], p->a.base_offset);
+	/* The new segment's age counts from its creation. */
+	t.mono += 999;
+	lt_append_sync(&t, 1, TS0);
+	ck_assert_int_eq(log_segment_count(t.log), 2);
+	t.mono += 1;
+	lt_append_sync(&t, 1, TS0);
+	ck_assert_int_eq(log_segment_count(t.log), 3);
+	expect_readable(&t, 0, log_end_offset(t.log));
+	lt_fini(&t);
+}
+END_TEST
+
+/* --- retention -------------------------------------------------------------------- */
+
+/* Largest record timestamp of segment s (from the app table). */
+static int64_t seg_max_ts(const struct lt *t, int s)
+{
+	int64_t lo = tab.seg_base[s], hi = s + 1 < tab.nsegs ? tab.seg_base[s + 1] : INT64_MAX;
+	int64_t m = INT64_MIN;
+
+	for (int i = 0; i < t->napps; i++) {
+		const struct lt_app *p = t->apps[i];
+		if (p->expect >= lo && p->expect < hi && p->ts + p->nrec - 1 > m)
+			m = p->ts + p->nrec - 1;
+	}
+	return m;
+}
+
+static void expect_seg_files(const struct lt *t, int64_t base, bool present)
+{
+	const char *ext[] = { ".log", ".index", ".timeindex" };
+
+	for (int i = 0; i < 3; i++) {
+		char path[LT_PATH_MAX];
+		lt_seg_path(t, path, base, ext[i]);
+		if (i == 0 || !present) /* index files of the active one may not exist */
+			ck_assert_msg(lt_exists(path) == present, "%s %s", path,
+				      present ? "missing" : "not deleted");
+	}
+}
+
+START_TEST(test_retention_by_time)
+{
+	struct lt t;
+	int64_t end;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	t.cfg.retention_ms = 10000;
+	lt_open(&t);
+	fill(&t, 100, 10, TS0);
+	end = log_end_offset(t.log);
+	tab_build(&t);
+	ck_assert_int_ge(tab.nsegs, 4);
+	/* Newest record of segment 0 exactly retention_ms old: kept. */
+	t.wall = seg_max_ts(&t, 0) + 10000;
+	ck_assert_int_eq(log_retention_run(t.log), 0);
+	ck_assert_int_eq(log_start_offset(t.log), 0);
+	/* One ms older: segment 0 goes, segment 1 (newer records) stays. */
+	t.wall++;
+	ck_assert_int_lt(t.wall - seg_max_ts(&t, 1), 10000 + 1);
+	ck_assert_int_eq(log_retention_run(t.log), 1);
+	ck_assert_int_eq(log_start_offset(t.log), tab.seg_base[1]);
+	ck_assert_int_eq(log_segment_count(t.log), tab.nsegs - 1);
+	lt_settle(&t);
+	expect_seg_files(&t, 0, false);
+	expect_read_err(&t, tab.seg_base[1] - 1, -ERANGE);
+	expect_read_err(&t, 0, -ERANGE);
+	expect_readable(&t, tab.seg_base[1], end);
+	ck_assert_int_eq(offset_for_time(&t, 0), tab.seg_base[1]);
+	/* Everything old: all but the active segment go. */
+	t.wall = TS0 + (INT64_C(1) << 40);
+	ck_assert_int_eq(log_retention_run(t.log), tab.nsegs - 2);
+	ck_assert_int_eq(log_segment_count(t.log), 1);
+	ck_assert_int_eq(log_start_offset(t.log), tab.seg_base[tab.nsegs - 1]);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	lt_settle(&t);
+	for (int s = 0; s < tab.nsegs - 1; s++)
+		expect_seg_files(&t, tab.seg_base[s], false);
+	expect_seg_files(&t, tab.seg_base[tab.nsegs - 1], true);
+	expect_read_err(&t, tab.seg_base[tab.nsegs - 1] - 1, -ERANGE);
+	expect_readable(&t, tab.seg_base[tab.nsegs - 1], end);
+	ck_assert_int_eq(log_retention_run(t.log), 0);
+	/* And it all holds after a restart. */
+	lt_close(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_start_offset(t.log), tab.seg_base[tab.nsegs - 1]);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	lt_append_sync(&t, 1, TS0);
+	lt_fini(&t);
+}
+END_TEST
+
+START_TEST(test_retention_by_size)
+{
+	struct lt t;
+	int64_t sizes[MAX_SEGS], total = 0, end;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 100, 10, TS0);
+	end = log_end_offset(t.log);
+	tab_build(&t);
+	ck_assert_int_ge(tab.nsegs, 4);
+	for (int s = 0; s < tab.nsegs; s++) {
+		char path[LT_PATH_MAX];
+		lt_seg_path(&t, path, tab.seg_base[s], ".log");
+		sizes[s] = lt_file_size(path);
+		total += sizes[s];
+	}
+	ck_assert_int_eq(log_size_bytes(t.log), total);
+	/* Deleting segments 0 and 1 leaves the log just over the limit;
+	 * deleting segment 2 as well would take it below: it stays. */
+	t.cfg.retention_bytes = total - sizes[0] - sizes[1] - 10;
+	log_set_config(t.log, &t.cfg);
+	ck_assert_int_eq(log_retention_run(t.log), 2);
+	ck_assert_int_eq(log_start_offset(t.log), tab.seg_base[2]);
+	ck_assert_int_eq(log_size_bytes(t.log), total - sizes[0] - sizes[1]);
+	ck_assert_int_eq(log_retention_run(t.log), 0);
+	lt_settle(&t);
+	expect_seg_files(&t, tab.seg_base[0], false);
+	expect_seg_files(&t, tab.seg_base[1], false);
+	expect_read_err(&t, tab.seg_base[2] - 1, -ERANGE);
+	expect_readable(&t, tab.seg_base[2], end);
+	/* Zero bytes: never the active segment. */
+	t.cfg.retention_bytes = 0;
+	log_set_config(t.log, &t.cfg);
+	ck_assert_int_eq(log_retention_run(t.log), tab.nsegs - 3);
+	ck_assert_int_eq(log_segment_count(t.log), 1);
+	ck_assert_int_eq(log_start_offset(t.log), tab.seg_base[tab.nsegs - 1]);
+	expect_readable(&t, tab.seg_base[tab.nsegs - 1], end);
+	lt_append_sync(&t, 2, TS0);
+	expect_readable(&t, tab.seg_base[tab.nsegs - 1], end + 2);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A reader holding a slice keeps its segment readable across retention. */
+START_TEST(test_retention_keeps_held_slice)
+{
+	struct lt t;
+	struct log_slice sl;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 40, 10, TS0);
+	tab_build(&t);
+	ck_assert_int_eq(log_read(t.log, 0, UINT64_MAX, &sl), 0);
+	t.cfg.retention_bytes = 0;
+	log_set_config(t.log, &t.cfg);
+	ck_assert_int_eq(log_retention_run(t.log), tab.nsegs - 1);
+	lt_settle(&t);
+	expect_seg_files(&t, 0, false);
+	lt_check_slice(&sl, NULL, 0);
+	ck_assert_int_eq(sl.next_offset, tab.seg_base[1]);
+	log_slice_release(&sl);
+	expect_read_err(&t, 0, -ERANGE);
+	lt_fini(&t);
+}
+END_TEST
+
+/* --- crash recovery ---------------------------------------------------------------- */
+
+/* A log whose active segment ends with a few batches, the last of 4
+ * records; crashed after everything was written.  Returns the last
+ * segment's base; tab describes the files. */
+static int64_t torn_setup(struct lt *t)
+{
+	lt_init(t);
+	t->cfg.segment_bytes = SEG_SMALL;
+	lt_open(t);
+	fill(t, 30, 5, TS0);
+	lt_append_sync(t, 4, TS0 + 5000);
+	lt_crash(t);
+	tab_build(t);
+	ck_assert_int_ge(tab.nsegs, 2);
+	ck_assert_int_ge(tab.n, 2);
+	ck_assert_int_eq(tab.seg[tab.n - 2], tab.nsegs - 1); /* two batches in the active one */
+	return tab.seg_base[tab.nsegs - 1];
+}
+
+/* After the open: the last batch is gone, the rest intact, appending goes
+ * on at its offset, and the file was cut back to its start. */
+static void expect_torn_tail_cut(struct lt *t, int64_t seg_base)
+{
+	char path[LT_PATH_MAX];
+	int64_t cut = tab.base[tab.n - 1];
+	struct lt_app *p;
+
+	lt_seg_path(t, path, seg_base, ".log");
+	ck_assert_int_eq(log_end_offset(t->log), cut);
+	ck_assert_int_eq(log_high_watermark(t->log), cut);
+	ck_assert_int_eq(lt_file_size(path), (int64_t)tab.pos[tab.n - 1]);
+	expect_readable(t, 0, cut);
+	expect_empty_read(t, cut);
+	expect_read_err(t, cut + 1, -ERANGE);
+	ck_assert_str_eq(log_corruption(t->log), "");
+	p = lt_append_sync(t, 2, TS0);
+	ck_assert_int_eq(p->a.base_offset, cut);
+	expect_readable(t, 0, cut + 2);
+}
+
+START_TEST(test_recover_truncated_tail)
+{
+	/* Cut points relative to the start of the last batch; negative:
+	 * relative to its end. */
+	const int64_t cuts[] = { 1, 8, 12, 16, 20, 55, 56, 57, 70, -1, -2 };
+	const int i = _i;
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t seg_base = torn_setup(&t), at;
+
+	at = cuts[i] > 0 ? (int64_t)tab.pos[tab.n - 1] + cuts[i]
+			 : (int64_t)(tab.pos[tab.n - 1] + tab.size[tab.n - 1]) + cuts[i];
+	lt_seg_path(&t, path, seg_base, ".log");
+	ck_assert_int_eq(truncate(path, at), 0);
+	lt_open(&t);
+	expect_torn_tail_cut(&t, seg_base);
+	lt_fini(&t);
+}
+END_TEST
+
+START_TEST(test_recover_flipped_last_batch)
+{
+	/* Bytes of the last batch: base offset, length, crc, magic, count,
+	 * timestamps, first record, middle, last byte. */
+	const int64_t at[] = { 3, 9, 13, 16, 20, 25, 33, 56, 60, -30, -1 };
+	const int i = _i;
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t seg_base = torn_setup(&t);
+	uint64_t p = at[i] >= 0 ? tab.pos[tab.n - 1] + (uint64_t)at[i]
+				: tab.pos[tab.n - 1] + tab.size[tab.n - 1] - (uint64_t)-at[i];
+
+	lt_seg_path(&t, path, seg_base, ".log");
+	lt_flip(path, p, 0x10);
+	lt_open(&t);
+	expect_torn_tail_cut(&t, seg_base);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A checkpoint taken mid-segment: the scan starts there and still cuts a
+ * torn tail past it. */
+START_TEST(test_recover_after_checkpoint)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t seg_base;
+	int since;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	t.cfg.index_interval_bytes = 256;
+	lt_open(&t);
+	fill(&t, 25, 5, TS0);
+	since = t.nev;
+	log_checkpoint(t.log);
+	lt_settle(&t);
+	ck_assert_int_eq(lt_count(&t, since, "log.checkpoint.write"), 1);
+	fill(&t, 10, 5, TS0 + 100000);
+	lt_append_sync(&t, 4, TS0 + 200000);
+	lt_crash(&t);
+	tab_build(&t);
+	seg_base = tab.seg_base[tab.nsegs - 1];
+	ck_assert_int_eq(tab.seg[tab.n - 2], tab.nsegs - 1);
+	lt_seg_path(&t, path, seg_base, ".log");
+	ck_assert_int_eq(truncate(path, (off_t)(tab.pos[tab.n - 1] + 30)), 0);
+	lt_open(&t);
+	expect_torn_tail_cut(&t, seg_base);
+	check_lookups(&t);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A corrupt batch followed by valid ones (unclean shutdown): the open
+ * succeeds, the batch is refused with -EUCLEAN and named, the batches
+ * around it are served, and nothing is truncated. */
+START_TEST(test_recover_corrupt_middle)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t seg_base, size, end, bad_base, bad_next;
+	int k;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 12, 4, TS0);
+	end = log_end_offset(t.log);
+	lt_crash(&t);
+	tab_build(&t);
+	ck_assert_int_eq(tab.nsegs, 1);
+	seg_base = tab.seg_base[0];
+	k = 6;
+	bad_base = tab.base[k];
+	bad_next = tab.base[k + 1];
+	lt_seg_path(&t, path, seg_base, ".log");
+	size = lt_file_size(path);
+	lt_flip(path, tab.pos[k] + 70, 0x04); /* inside the first record */
+	lt_open(&t);
+	ck_assert_int_eq(lt_file_size(path), size);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	ck_assert_int_eq(log_high_watermark(t.log), end);
+	for (int64_t off = bad_base; off < bad_next; off++)
+		expect_read_err(&t, off, -EUCLEAN);
+	/* Before it: served up to the corrupt batch, never into it. */
+	expect_readable(&t, 0, bad_base);
+	/* After it: served. */
+	expect_readable(&t, bad_next, end);
+	/* Appending goes on after the last valid batch. */
+	ck_assert_int_eq(lt_append_sync(&t, 2, TS0)->a.base_offset, end);
+	expect_readable(&t, bad_next, end + 2);
+	expect_read_err(&t, bad_base, -EUCLEAN);
+	ck_assert_int_eq(lt_file_size(path), size + (int64_t)t.apps[t.napps - 1]->a.len);
+	lt_fini(&t);
+}
+END_TEST
+
+/* log_corruption() names the file and the position of the corrupt batch
+ * that a read of any of its offsets met. */
+START_TEST(test_corruption_named)
+{
+	struct lt t;
+	char path[LT_PATH_MAX], want[LT_PATH_MAX + 64];
+	const int k = 6;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 12, 4, TS0);
+	lt_crash(&t);
+	tab_build(&t);
+	lt_seg_path(&t, path, tab.seg_base[0], ".log");
+	lt_flip(path, tab.pos[k] + 70, 0x04);
+	lt_open(&t);
+	ck_assert_str_eq(log_corruption(t.log), "");
+	for (int64_t off = tab.base[k]; off < tab.base[k + 1]; off++) {
+		expect_read_err(&t, off, -EUCLEAN);
+		ck_assert_msg(strstr(log_corruption(t.log), path) != NULL,
+			      "corruption: \"%s\"", log_corruption(t.log));
+		snprintf(want, sizeof(want), "position %" PRIu64, tab.pos[k]);
+		ck_assert_msg(strstr(log_corruption(t.log), want) != NULL,
+			      "read of %" PRId64 ": corruption \"%s\" lacks \"%s\"", off,
+			      log_corruption(t.log), want);
+	}
+	lt_fini(&t);
+}
+END_TEST
+
+/* A corrupt batch found by a recovery scan is still refused after a later
+ * clean shutdown and restart (which does not scan again). */
+START_TEST(test_corruption_remembered_after_clean_restart)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t end;
+	int k = 5;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 12, 4, TS0);
+	end = log_end_offset(t.log);
+	lt_crash(&t);
+	tab_build(&t);
+	lt_seg_path(&t, path, tab.seg_base[0], ".log");
+	lt_flip(path, tab.pos[k] + 70, 0x04);
+	lt_open(&t);
+	expect_read_err(&t, tab.base[k], -EUCLEAN);
+	lt_close(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_read_err(&t, tab.base[k], -EUCLEAN);
+	expect_readable(&t, tab.base[k + 1], end);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Clean shutdown: the next open trusts the checkpoint and scans nothing,
+ * so a batch that a scan would reject (bad CRC of the last batch, which a
+ * scan would cut as a torn tail) is neither cut nor noticed. */
+START_TEST(test_clean_open_skips_scan)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t end, size;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 10, 5, TS0);
+	end = log_end_offset(t.log);
+	lt_close(&t);
+	tab_build(&t);
+	lt_seg_path(&t, path, tab.seg_base[0], ".log");
+	size = lt_file_size(path);
+	lt_flip(path, tab.pos[tab.n - 1] + 12, 0xff); /* crc */
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	ck_assert_int_eq(lt_file_size(path), size);
+	ck_assert_str_eq(log_corruption(t.log), "");
+	lt_fini(&t);
+}
+END_TEST
+
+/* The contrast: the same damage after a crash is found by the scan. */
+START_TEST(test_unclean_open_scans)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 10, 5, TS0);
+	lt_crash(&t);
+	tab_build(&t);
+	lt_seg_path(&t, path, tab.seg_base[0], ".log");
+	lt_flip(path, tab.pos[tab.n - 1] + 12, 0xff);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), tab.base[tab.n - 1]);
+	ck_assert_int_eq(lt_file_size(path), (int64_t)tab.pos[tab.n - 1]);
+	lt_fini(&t);
+}
+END_TEST
+
+/* --- durability ------------------------------------------------------------------- */
+
+static int find_event(const struct lt *t, int from, const char *what)
+{
+	for (int i = from; i < t->nev && i < LT_MAX_EVENTS; i++)
+		if (strcmp(t->ev[i].what, what) == 0)
+			return i;
+	return -1;
+}
+
+/* acks=all under flush always: write, then fdatasync, then the callback;
+ * hw and the durable offset move only with the fsync. */
+START_TEST(test_acks_all_after_fsync)
+{
+	struct lt t;
+
+	lt_init(&t);
+	lt_open(&t);
+	for (int round = 0; round < 3; round++) {
+		int64_t before = log_end_offset(t.log);
+		int since = t.nev, w, f, c;
+		struct lt_app *p = lt_append(&t, 3, TS0, LOG_ACKS_ALL);
+
+		ck_assert_int_eq(log_high_watermark(t.log), before);
+		ck_assert_int_eq(log_durable_offset(t.log), before);
+		lt_wait_ok(&t);
+		w = find_event(&t, since, "log.write");
+		f = find_event(&t, since, "log.fsync");
+		c = find_event(&t, since, "append.cb");
+		ck_assert_int_ge(w, 0);
+		ck_assert_msg(f > w, "no fsync after the write (write %d, fsync %d)", w, f);
+		ck_assert_msg(c > f, "callback (%d) before the fsync (%d) completed", c, f);
+		ck_assert_int_eq(t.ev[w].res, (int)p->a.len);
+		ck_assert_int_eq(t.ev[f].res, 0);
+		/* Nothing visible or durable before the fsync completed. */
+		for (int e = since; e <= f; e++) {
+			ck_assert_int_eq(t.ev[e].hw, before);
+			ck_assert_int_eq(t.ev[e].durable, before);
+		}
+		ck_assert_int_eq(t.ev[c].hw, before + 3);
+		ck_assert_int_eq(t.ev[c].durable, before + 3);
+	}
+	lt_fini(&t);
+}
+END_TEST
+
+/* flush.mode=os: acks=all completes after the write, with no fsync. */
+START_TEST(test_flush_os_acks_after_write)
+{
+	struct lt t;
+	int since, w, c;
+
+	lt_init(&t);
+	t.cfg.flush_mode = LOG_FLUSH_OS;
+	lt_open(&t);
+	since = t.nev;
+	lt_append(&t, 3, TS0, LOG_ACKS_ALL);
+	lt_append(&t, 2, TS0, LOG_ACKS_ALL);
+	lt_wait_ok(&t);
+	w = find_event(&t, since, "log.write");
+	c = find_event(&t, since, "append.cb");
+	ck_assert_int_ge(w, 0);
+	ck_assert_int_gt(c, w);
+	ck_assert_int_eq(t.ev[c].hw, 5);
+	lt_settle(&t);
+	ck_assert_int_eq(lt_count(&t, since, "log.fsync"), 0);
+	ck_assert_int_eq(log_high_watermark(t.log), 5);
+	ck_assert_int_eq(log_durable_offset(t.log), 0);
+	expect_readable(&t, 0, 5);
+	lt_fini(&t);
+}
+END_TEST
+
+/* 64 acks=all appends in one loop turn share one write and one fsync. */
+START_TEST(test_group_commit)
+{
+	struct lt t;
+	int since;
+
+	lt_init(&t);
+	lt_open(&t);
+	since = t.nev;
+	for (int i = 0; i < 64; i++)
+		lt_append(&t, 1 + i % 3, TS0 + i, LOG_ACKS_ALL);
+	lt_wait_ok(&t);
+	ck_assert_int_le(lt_count(&t, since, "log.fsync"), 4);
+	ck_assert_int_ge(lt_count(&t, since, "log.fsync"), 1);
+	ck_assert_int_le(lt_count(&t, since, "log.write"), 4);
+	for (int i = 1; i < 64; i++) /* callbacks in offset order */
+		ck_assert_int_gt(t.apps[i]->seq, t.apps[i - 1]->seq);
+	ck_assert_int_eq(log_durable_offset(t.log), log_end_offset(t.log));
+	expect_readable(&t, 0, log_end_offset(t.log));
+	lt_fini(&t);
+}
+END_TEST
+
+/* After an I/O error: the waiting appends fail, the log is read-only, what
+ * was durable before stays readable, nothing after it is served. */
+static void io_error_case(const char *what)
+{
+	struct lt t;
+	struct lt_app *b, *c, *d;
+	int64_t durable;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 5, 5, TS0);
+	durable = log_end_offset(t.log);
+	lt_inject(&t, what, 0, 1, -EIO);
+	b = lt_append(&t, 2, TS0, LOG_ACKS_ALL);
+	c = lt_append(&t, 3, TS0, LOG_ACKS_ALL);
+	LT_RUN_UNTIL(&t, b->calls > 0 && c->calls > 0);
+	ck_assert_int_eq(t.fail_left, 0);
+	ck_assert_int_lt(b->res, 0);
+	ck_assert_int_lt(c->res, 0);
+	ck_assert_int_lt(log_error(t.log), 0);
+	d = lt_app_new(&t, 1, TS0, LOG_ACKS_ALL);
+	ck_assert_int_eq(lt_try_append(&t, d), -EROFS);
+	lt_settle(&t);
+	ck_assert_int_eq(b->calls, 1);
+	ck_assert_int_eq(c->calls, 1);
+	ck_assert_int_eq(d->calls, 0);
+	ck_assert_int_eq(log_high_watermark(t.log), durable);
+	ck_assert_int_eq(log_durable_offset(t.log), durable);
+	expect_readable(&t, 0, durable);
+	expect_empty_read(&t, durable);
+	ck_assert_int_lt(log_close(t.log), 0);
+	t.log = NULL;
+	lt_fini(&t);
+}
+
+START_TEST(test_fsync_error)
+{
+	io_error_case("log.fsync");
+}
+END_TEST
+
+START_TEST(test_write_error)
+{
+	io_error_case("log.write");
+}
+END_TEST
+
+/* A write error while a second write (into the next segment) is in
+ * flight: every append still gets exactly one callback. */
+START_TEST(test_write_error_two_writes)
+{
+	struct lt t;
+	int since;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 1024;
+	lt_open(&t);
+	lt_append_sync(&t, 1, TS0);
+	since = t.nev;
+	lt_inject(&t, "log.write", 0, 1, -EIO);
+	for (int i = 0; i < 12; i++)
+		lt_append(&t, 3, TS0, LOG_ACKS_ALL);
+	ck_assert_int_ge(log_segment_count(t.log), 2);
+	LT_RUN_UNTIL(&t, lt_all_called(&t));
+	lt_settle(&t);
+	ck_assert_int_ge(lt_count(&t, since, "log.write"), 2);
+	for (int i = 1; i < t.napps; i++) {
+		ck_assert_int_eq(t.apps[i]->calls, 1);
+		ck_assert_int_lt(t.apps[i]->res, 0);
+	}
+	ck_assert_int_lt(log_error(t.log), 0);
+	ck_assert_int_eq(log_high_watermark(t.log), 1);
+	expect_readable(&t, 0, 1);
+	lt_fini(&t);
+}
+END_TEST
+
+/* --- index files ------------------------------------------------------------------ */
+
+static void index_setup(struct lt *t)
+{
+	lt_init(t);
+	t->cfg.segment_bytes = SEG_SMALL;
+	t->cfg.index_interval_bytes = 300;
+	lt_open(t);
+	fill(t, 120, 10, TS0);
+	ck_assert_int_ge(log_segment_count(t->log), 5);
+	lt_close(t);
+	tab_build(t);
+}
+
+START_TEST(test_index_files_missing)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+
+	index_setup(&t);
+	for (int s = 0; s < tab.nsegs; s += 2) {
+		lt_seg_path(&t, path, tab.seg_base[s], ".index");
+		ck_assert_int_eq(unlink(path), 0);
+		lt_seg_path(&t, path, tab.seg_base[s], ".timeindex");
+		ck_assert_int_eq(unlink(path), 0);
+	}
+	lt_seg_path(&t, path, tab.seg_base[1], ".timeindex");
+	ck_assert_int_eq(unlink(path), 0);
+	lt_open(&t);
+	check_lookups(&t);
+	check_time_lookups(&t);
+	/* Rebuilt and saved again. */
+	lt_seg_path(&t, path, tab.seg_base[0], ".index");
+	ck_assert(lt_exists(path));
+	lt_fini(&t);
+}
+END_TEST
+
+START_TEST(test_index_files_garbage)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	uint8_t junk[1000];
+	uint32_t x = 12345;
+
+	for (size_t i = 0; i < sizeof(junk); i++) {
+		x = x * 1103515245u + 12345u;
+		junk[i] = (uint8_t)(x >> 16);
+	}
+	index_setup(&t);
+	ck_assert_int_ge(tab.nsegs, 5);
+	/* 0: random bytes; 1: a valid header, random entries; 2: short
+	 * header; 3: a valid header and an odd tail; both files each time. */
+	for (int s = 0; s < 4; s++) {
+		const char *ext[2] = { ".index", ".timeindex" };
+		for (int e = 0; e < 2; e++) {
+			uint8_t buf[1000];
+			size_t len = sizeof(buf);
+			int fd;
+
+			lt_seg_path(&t, path, tab.seg_base[s], ext[e]);
+			memcpy(buf, junk, sizeof(buf));
+			if (s == 1 || s == 3) {
+				fd = open(path, O_RDONLY);
+				ck_assert_int_ge(fd, 0);
+				ck_assert_int_eq(pread(fd, buf, 16, 0), 16);
+				close(fd);
+			}
+			if (s == 2)
+				len = 7;
+			if (s == 3) {
+				len = (size_t)lt_file_size(path) + 5;
+				ck_assert_int_le(len, sizeof(buf));
+				fd = open(path, O_RDONLY);
+				ck_assert_int_eq(pread(fd, buf, len - 5, 0), (ssize_t)len - 5);
+				close(fd);
+			}
+			lt_write_file(path, buf, len);
+		}
+	}
+	lt_open(&t);
+	check_lookups(&t);
+	check_time_lookups(&t);
+	lt_fini(&t);
+}
+END_TEST
+
+/* An index that passes the structural checks (header, increasing entries
+ * inside the file) but points between batches must not break reads. */
+START_TEST(test_index_entries_point_mid_batch)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	uint8_t buf[16 + 8 * 8];
+	int fd;
+
+	index_setup(&t);
+	lt_seg_path(&t, path, tab.seg_base[0], ".index");
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, buf, 16, 0), 16);
+	close(fd);
+	for (int i = 0; i < 8; i++) { /* rel 2i, pos 16 + 1 + 300 i */
+		uint32_t rel = (uint32_t)(2 * i), pos = (uint32_t)(17 + 300 * i);
+		for (int b = 0; b < 4; b++) {
+			buf[16 + 8 * i + b] = (uint8_t)(rel >> (8 * b));
+			buf[16 + 8 * i + 4 + b] = (uint8_t)(pos >> (8 * b));
+		}
+	}
+	lt_write_file(path, buf, sizeof(buf));
+	lt_open(&t);
+	check_lookups(&t);
+	lt_fini(&t);
+}
+END_TEST
+
+/* --- fd cache ---------------------------------------------------------------------- */
+
+static void expect_fd_bound(struct lt *t)
+{
+	ck_assert_int_le(log_ctx_open_segments(t->ctx), t->opts.max_open_segments + 1);
+	/* Cross-check against the process: cached sealed + the active one. */
+	ck_assert_int_le(lt_open_log_fds(t), t->opts.max_open_segments + 2);
+}
+
+START_TEST(test_fd_cache_bound)
+{
+	struct lt t;
+	int64_t end;
+
+	lt_init_opts(&t, 2);
+	t.cfg.segment_bytes = 1024;
+	lt_open(&t);
+	fill(&t, 100, 10, TS0);
+	lt_settle(&t);
+	end = log_end_offset(t.log);
+	ck_assert_int_ge(log_segment_count(t.log), 10);
+	expect_fd_bound(&t);
+	for (int pass = 0; pass < 2; pass++) {
+		int64_t off = 0;
+		while (off < end) {
+			struct log_slice sl;
+			ck_assert_int_eq(log_read(t.log, off, UINT64_MAX, &sl), 0);
+			lt_check_slice(&sl, NULL, 0);
+			expect_fd_bound(&t);
+			off = sl.next_offset;
+			log_slice_release(&sl);
+			expect_fd_bound(&t);
+		}
+		check_time_lookups(&t);
+		expect_fd_bound(&t);
+		lt_close(&t);
+		lt_open(&t);
+	}
+	lt_fini(&t);
+}
+END_TEST
+
+Suite *log_suite(void)
+{
+	Suite *s = suite_create("log");
+	TCase *tc;
+
+	tc = tcase_create("append");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_roundtrip_segments);
+	tcase_add_test(tc, test_read_max_bytes);
+	tcase_add_test(tc, test_append_rejects_bad_batches);
+	tcase_add_test(tc, test_append_rejects_short_buffer);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("offsets");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_offsets_dense_across_restart);
+	tcase_add_test(tc, test_offsets_dense_across_crash);
+	tcase_add_test(tc, test_crash_cancels_pending);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lookup");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_lookup_every_offset);
+	tcase_add_test(tc, test_lookup_every_offset_after_restart);
+	tcase_add_test(tc, test_lookup_every_offset_after_crash);
+	tcase_add_test(tc, test_lookup_sparse_index);
+	tcase_add_test(tc, test_time_lookup);
+	tcase_add_test(tc, test_time_lookup_after_restart);
+	tcase_add_test(tc, test_time_lookup_unordered);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("roll");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_roll_by_size);
+	tcase_add_test(tc, test_roll_oversized_batch);
+	tcase_add_test(tc, test_roll_by_time);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("retention");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_retention_by_time);
+	tcase_add_test(tc, test_retention_by_size);
+	tcase_add_test(tc, test_retention_keeps_held_slice);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("recovery");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_recover_truncated_tail, 0, 11);
+	tcase_add_loop_test(tc, test_recover_flipped_last_batch, 0, 11);
+	tcase_add_test(tc, test_recover_after_checkpoint);
+	tcase_add_test(tc, test_recover_corrupt_middle);
+	tcase_add_test(tc, test_corruption_named);
+	tcase_add_test(tc, test_corruption_remembered_after_clean_restart);
+	tcase_add_test(tc, test_clean_open_skips_scan);
+	tcase_add_test(tc, test_unclean_open_scans);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("durability");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_acks_all_after_fsync);
+	tcase_add_test(tc, test_flush_os_acks_after_write);
+	tcase_add_test(tc, test_group_commit);
+	tcase_add_test(tc, test_fsync_error);
+	tcase_add_test(tc, test_write_error);
+	tcase_add_test(tc, test_write_error_two_writes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("index");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_index_files_missing);
+	tcase_add_test(tc, test_index_files_garbage);
+	tcase_add_test(tc, test_index_entries_point_mid_batch);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cache");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_fd_cache_bound);
+	suite_add_tcase(s, tc);
+	return s;
+}
