@@ -436,7 +436,7 @@ static void maybe_sync(struct log *l)
 		return;
 	switch (l->cfg.flush_mode) {
 	case LOG_FLUSH_ALWAYS:
-		need = !TAILQ_EMPTY(&l->waiting);
+		need = true; /* readers only see what is durable */
 		break;
 	case LOG_FLUSH_INTERVAL:
 		need = l->sync_due || (l->cfg.flush_bytes > 0 &&
@@ -550,7 +550,7 @@ static void chain_end(struct log_chain *ch)
 /* Write index entries [from, n) of both indexes to their files (creating
  * them with a header when from == 0) and fsync both: four linked ops.
  * Returns the last sqe or NULL (-> *err). */
-static struct io_uring_sqe *chain_index(struct log_chain *ch, struct segment *s,
+static struct io_uring_sqe *chain_index(struct log_chain *ch, struct segment *s, bool sealed,
 					uint32_t from_off, uint32_t noff,
 					uint32_t from_time, uint32_t ntime, int *err)
 {
@@ -583,6 +583,8 @@ static struct io_uring_sqe *chain_index(struct log_chain *ch, struct segment *s,
 		ch->bufs[i] = buf;
 		if (hdr)
 			seg_header_encode(buf, f[i].magic, s->base);
+		if (hdr && sealed && i == 0)
+			seg_header_set_flags(buf, SEG_FLAG_SEALED);
 		if (i == 0)
 			idx_encode_off(&s->idx, f[i].from, f[i].to, buf + hdr);
 		else
@@ -658,7 +660,7 @@ static void maybe_seal(struct log *l)
 	if (sqe == NULL)
 		goto busy;
 	io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
-	if (chain_index(ch, s, 0, s->idx.noff, 0, s->idx.ntime, &err) == NULL)
+	if (chain_index(ch, s, true, 0, s->idx.noff, 0, s->idx.ntime, &err) == NULL)
 		goto fail;
 	sqe = chain_sqe(ch, "log.dir.fsync");
 	if (sqe == NULL)
@@ -1467,7 +1469,7 @@ static int ckpt_start(struct log *l, uint16_t flags)
 	sqe = chain_sqe(ch, "log.checkpoint.fsync");
 	if (sqe != NULL) {
 		io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
-		sqe = chain_index(ch, s, s->idx_saved, ch->noff, s->tidx_saved, ch->ntime, &err);
+		sqe = chain_index(ch, s, false, s->idx_saved, ch->noff, s->tidx_saved, ch->ntime, &err);
 	}
 	if (sqe != NULL && (sqe = chain_sqe(ch, "log.dir.fsync")) != NULL)
 		io_uring_prep_fsync(sqe, l->dirfd, 0);
@@ -1623,6 +1625,7 @@ static int list_segments(struct log *l)
 
 	if (d == NULL)
 		return -errno;
+	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
 		int64_t base;
 		if (seg_parse_name(de->d_name, &base) == 0) {
@@ -1707,6 +1710,39 @@ static int ckpt_write_sync(struct log *l, struct cursor at, uint16_t flags)
 	return rc;
 }
 
+/* Delete segments [i, n): they lie past the real end of the log.  Appends
+ * complete only over the contiguous written prefix, and data in a segment is
+ * durable only after the previous one was sealed, so nothing in them was
+ * ever acknowledged. */
+static int drop_tail(struct log *l, int i)
+{
+	static const char *const ext[] = { ".log", ".index", ".timeindex" };
+
+	for (int j = l->nsegs - 1; j >= i; j--) {
+		struct segment *s = l->segs[j];
+		log_msg(LOGL_WARN, "%s: dropping segment %020" PRId64
+			".log past the end of the log (interrupted roll, %" PRIu64 " bytes)",
+			l->dir, s->base, s->size);
+		for (int e = 0; e < 3; e++) {
+			char name[SEG_NAME_MAX];
+			seg_name(name, s->base, ext[e]);
+			if (unlinkat(l->dirfd, name, 0) < 0 && errno != ENOENT)
+				return -errno;
+		}
+		seg_free(s);
+	}
+	l->nsegs = i;
+	/* The new last segment is appended to again. */
+	struct segment *last = active(l);
+	int fd = open_seg_file(l, last->base, ".log", O_RDWR);
+	if (fd < 0)
+		return fd;
+	if (last->fd >= 0)
+		close(last->fd);
+	last->fd = fd;
+	return fsync(l->dirfd) < 0 ? -errno : 0;
+}
+
 /* Open every segment's .log, learn its size and check its file header. */
 static int open_files(struct log *l)
 {
@@ -1732,6 +1768,10 @@ static int open_files(struct log *l)
 				return -EIO;
 			s->size = SEG_HEADER_SIZE;
 			continue;
+		}
+		if (s->size < SEG_HEADER_SIZE && i > 0) {
+			/* Created by a roll whose first write never completed. */
+			return drop_tail(l, i);
 		}
 		if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
 		    seg_header_check(hdr, SEG_MAGIC_LOG, s->base) < 0) {
@@ -1775,6 +1815,15 @@ static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
 				", followed by valid batches: offsets %" PRId64 "..%" PRId64
 				" will not be served", l->dir, name, s->bad[b].pos, s->bad[b].off,
 				s->bad[b].off_end - 1);
+		if (!last && (r.torn_bytes > 0 || s->next_offset != want_next) &&
+		    !seg_index_sealed(s, l->dirfd)) {
+			/* This segment ends before the next one begins: a roll was
+			 * interrupted and what follows was never acknowledged. */
+			rc = drop_tail(l, i + 1);
+			if (rc < 0)
+				return rc;
+			last = true;
+		}
 		if (r.torn_bytes > 0 && last) {
 			log_msg(LOGL_WARN, "%s: truncating torn tail of %s: %" PRIu64
 				" bytes cut at position %" PRIu64 " (offset %" PRId64 ")",
@@ -1857,6 +1906,7 @@ static int recover(struct log *l)
 		if (rc < 0)
 			return rc;
 	}
+	last = active(l);
 	return ckpt_write_sync(l, (struct cursor){ last, last->size, last->next_offset }, 0);
 }
 
@@ -2059,6 +2109,7 @@ int log_destroy(struct log *l)
 		free(dir);
 		return rc;
 	}
+	rewinddir(d); /* the dup shares the position list_segments left at the end */
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;

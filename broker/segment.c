@@ -60,8 +60,17 @@ int seg_header_check(const uint8_t *buf, uint32_t magic, int64_t base)
 	uint8_t want[SEG_HEADER_SIZE];
 
 	seg_header_encode(want, magic, base);
-	return memcmp(buf, want, SEG_HEADER_SIZE) == 0 ? 0 : -EUCLEAN;
+	/* Bytes 6-7 are flags. */
+	return memcmp(buf, want, 6) == 0 && memcmp(buf + 8, want + 8, 8) == 0 ? 0 : -EUCLEAN;
 }
+
+void seg_header_set_flags(uint8_t *buf, uint16_t flags)
+{
+	uint16_t f = htole16(flags);
+
+	memcpy(buf + 6, &f, 2);
+}
+
 
 struct segment *seg_new(int64_t base)
 {
@@ -447,6 +456,25 @@ out:
 	return rc;
 }
 
+/* An index file can be well formed and still wrong (shifted, stale): check
+ * that its first and last entries point at batch headers with the offsets
+ * they claim.  Returns 0 or -EUCLEAN. */
+static int idx_spot_check(const struct segment *s)
+{
+	const uint32_t which[2] = { 0, s->idx.noff ? s->idx.noff - 1 : 0 };
+
+	for (int i = 0; i < (s->idx.noff ? 2 : 0); i++) {
+		const struct idx_entry *e = &s->idx.off[which[i]];
+		uint8_t hdr[BATCH_HEADER_SIZE];
+		struct batch_header h;
+		if (pread_full(s->fd, hdr, sizeof(hdr), e->pos) != (ssize_t)sizeof(hdr) ||
+		    batch_header_decode(hdr, sizeof(hdr), &h) < 0 ||
+		    h.base_offset != s->base + (int64_t)e->rel)
+			return -EUCLEAN;
+	}
+	return 0;
+}
+
 int seg_read_index(struct segment *s, int dirfd, uint64_t valid_end)
 {
 	/* One entry per batch at most: bounds what a garbage file may make us
@@ -471,6 +499,9 @@ int seg_read_index(struct segment *s, int dirfd, uint64_t valid_end)
 	if (rc == 0) {
 		if (valid_end < s->size)
 			idx_truncate(&s->idx, valid_end);
+		rc = idx_spot_check(s);
+	}
+	if (rc == 0) {
 		s->idx_saved = s->idx.noff;
 		s->tidx_saved = s->idx.ntime;
 	} else {
@@ -551,6 +582,8 @@ int seg_write_index(struct segment *s, int dirfd)
 		if (buf == NULL)
 			return -ENOMEM;
 		seg_header_encode(buf, magic[i], s->base);
+		if (i == 0) /* only sealed segments' indexes are written whole */
+			seg_header_set_flags(buf, SEG_FLAG_SEALED);
 		if (i == 0)
 			idx_encode_off(&s->idx, 0, s->idx.noff, buf + SEG_HEADER_SIZE);
 		else
@@ -573,4 +606,24 @@ int seg_write_index(struct segment *s, int dirfd)
 		s->tidx_saved = s->idx.ntime;
 	}
 	return rc;
+}
+
+int seg_index_sealed(const struct segment *s, int dirfd)
+{
+	uint8_t hdr[SEG_HEADER_SIZE];
+	char name[SEG_NAME_MAX];
+	uint16_t f;
+	int fd, ok = 0;
+
+	seg_name(name, s->base, ".index");
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (pread_full(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
+	    seg_header_check(hdr, SEG_MAGIC_INDEX, s->base) == 0) {
+		memcpy(&f, hdr + 6, 2);
+		ok = (le16toh(f) & SEG_FLAG_SEALED) != 0;
+	}
+	close(fd);
+	return ok;
 }

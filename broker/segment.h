@@ -6,7 +6,8 @@
  *   off size field
  *     0   4  magic    SEG_MAGIC_LOG / SEG_MAGIC_INDEX / SEG_MAGIC_TIMEINDEX
  *     4   2  version  SEG_VERSION (1)
- *     6   2  reserved 0
+ *     6   2  flags    .index only: SEG_FLAG_SEALED once the seal wrote it
+ *                       whole (a checkpoint-written index has 0); else 0
  *     8   8  base     base offset of the segment (i64)
  * The .log then holds record batches back to back (proto/batch.h).
  *
@@ -30,6 +31,7 @@
 #define SEG_MAGIC_LOG        0x474c4b42u /* "BKLG" */
 #define SEG_MAGIC_INDEX      0x58494b42u /* "BKIX" */
 #define SEG_MAGIC_TIMEINDEX  0x49544b42u /* "BKTI" */
+#define SEG_FLAG_SEALED      1u
 #define SEG_NAME_MAX         40          /* "<20 digits>.timeindex" + NUL */
 
 /* A byte range of the .log that failed validation and is never served. */
@@ -71,6 +73,12 @@ int seg_parse_name(const char *name, int64_t *base);
 /* Encode / check a file header.  seg_header_check returns 0 or -EUCLEAN. */
 void seg_header_encode(uint8_t out[SEG_HEADER_SIZE], uint32_t magic, int64_t base);
 int seg_header_check(const uint8_t *buf, uint32_t magic, int64_t base);
+void seg_header_set_flags(uint8_t *buf, uint16_t flags);
+
+/* 1 if the segment's .index was written whole by a completed seal, else 0.
+ * Tells a sealed segment with a corrupt tail from one whose roll was cut
+ * short by a crash. */
+int seg_index_sealed(const struct segment *s, int dirfd);
 
 struct segment *seg_new(int64_t base);
 /* Close the fd (if open) and free everything; requires refs == 0. */

@@ -501,6 +501,14 @@ START_TEST(test_time_lookup_unordered)
 	ck_assert_int_eq(offset_for_time(&t, 150), 1);
 	ck_assert_int_eq(offset_for_time(&t, 300), 1);
 	ck_assert_int_eq(offset_for_time(&t, 301), 4);
+	/* Equal timestamps: the first of them. */
+	lt_append(&t, 1, 400, LOG_ACKS_ALL);  /* offset 4 */
+	lt_append(&t, 1, 400, LOG_ACKS_ALL);  /* offset 5 */
+	lt_append(&t, 1, 400, LOG_ACKS_ALL);  /* offset 6 */
+	lt_wait_ok(&t);
+	ck_assert_int_eq(offset_for_time(&t, 301), 4);
+	ck_assert_int_eq(offset_for_time(&t, 400), 4);
+	ck_assert_int_eq(offset_for_time(&t, 401), 7);
 	lt_fini(&t);
 }
 END_TEST
@@ -708,6 +716,7 @@ START_TEST(test_retention_by_size)
 	log_set_config(t.log, &t.cfg);
 	ck_assert_int_eq(log_retention_run(t.log), tab.nsegs - 3);
 	ck_assert_int_eq(log_segment_count(t.log), 1);
+	ck_assert_int_eq(log_ctx_open_segments(t.ctx), 0);
 	ck_assert_int_eq(log_start_offset(t.log), tab.seg_base[tab.nsegs - 1]);
 	expect_readable(&t, tab.seg_base[tab.nsegs - 1], end);
 	lt_append_sync(&t, 2, TS0);
@@ -736,6 +745,7 @@ START_TEST(test_retention_keeps_held_slice)
 	lt_check_slice(&sl, NULL, 0);
 	ck_assert_int_eq(sl.next_offset, tab.seg_base[1]);
 	log_slice_release(&sl);
+	ck_assert_int_eq(log_ctx_open_segments(t.ctx), 0);
 	expect_read_err(&t, 0, -ERANGE);
 	lt_fini(&t);
 }
@@ -956,6 +966,236 @@ START_TEST(test_corruption_remembered_after_clean_restart)
 }
 END_TEST
 
+/* A crash just after a roll, before anything reached the new segment: it
+ * is an empty file.  The open keeps the offsets and appending goes on. */
+START_TEST(test_crash_right_after_roll)
+{
+	struct lt t;
+	struct lt_app *p = NULL;
+	char path[LT_PATH_MAX];
+	int64_t end;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 1024;
+	lt_open(&t);
+	while (log_segment_count(t.log) < 2)
+		lt_append_sync(&t, 3, TS0);
+	for (;;) { /* the append that rolls stays pending */
+		p = lt_append(&t, 3, TS0, LOG_ACKS_ALL);
+		if (log_segment_count(t.log) == 3)
+			break;
+		lt_wait_ok(&t);
+	}
+	lt_crash(&t);
+	ck_assert_int_eq(p->calls, 1);
+	ck_assert_int_eq(p->res, -ECANCELED);
+	p->accepted = false;
+	end = p->a.base_offset;
+	lt_seg_path(&t, path, end, ".log");
+	ck_assert_int_le(lt_file_size(path), 16);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_readable(&t, 0, end);
+	p = lt_append_sync(&t, 2, TS0);
+	ck_assert_int_eq(p->a.base_offset, end);
+	expect_readable(&t, 0, end + 2);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A crash after a roll that lost the unwritten tail of the old segment
+ * while the new segment's (empty) file exists: offsets stay dense, with
+ * no hole between the old segment's last batch and the new base. */
+START_TEST(test_crash_after_roll_no_hole)
+{
+	struct lt t;
+	struct lt_app *first = NULL;
+	int64_t end;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 1024;
+	lt_open(&t);
+	while (log_segment_count(t.log) < 2)
+		lt_append_sync(&t, 3, TS0);
+	while (log_segment_count(t.log) < 3) { /* pending in segment 1, then a roll */
+		struct lt_app *p = lt_append(&t, 3, TS0, LOG_ACKS_ALL);
+		if (first == NULL)
+			first = p;
+	}
+	ck_assert_int_ne(t.apps[t.napps - 1]->a.base_offset, first->a.base_offset);
+	lt_crash(&t);
+	for (int i = 0; i < t.napps; i++) {
+		if (t.apps[i]->res == -ECANCELED)
+			t.apps[i]->accepted = false;
+	}
+	end = first->a.base_offset; /* nothing from `first` on was written */
+	lt_open(&t);
+	expect_readable(&t, 0, log_end_offset(t.log));
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	ck_assert_int_eq(lt_append_sync(&t, 2, TS0)->a.base_offset, end);
+	expect_readable(&t, 0, end + 2);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A crash in the loop turn that rolled twice: two new segment files exist,
+ * neither written (no header).  The open succeeds, offsets stay dense. */
+START_TEST(test_crash_after_two_rolls)
+{
+	struct lt t;
+	struct lt_app *first = NULL;
+	int64_t end;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 1024;
+	lt_open(&t);
+	lt_append_sync(&t, 3, TS0);
+	end = log_end_offset(t.log);
+	while (log_segment_count(t.log) < 3) {
+		struct lt_app *p = lt_append(&t, 12, TS0, LOG_ACKS_ALL);
+		if (first == NULL)
+			first = p;
+	}
+	ck_assert_int_eq(first->a.base_offset, end);
+	lt_crash(&t);
+	for (int i = 1; i < t.napps; i++) {
+		ck_assert_int_eq(t.apps[i]->res, -ECANCELED);
+		t.apps[i]->accepted = false;
+	}
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_readable(&t, 0, end);
+	ck_assert_int_eq(lt_append_sync(&t, 2, TS0)->a.base_offset, end);
+	expect_readable(&t, 0, end + 2);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Crash with writes and fsyncs in flight: every append gets exactly one
+ * callback, and what was acknowledged survives. */
+START_TEST(test_crash_with_io_in_flight)
+{
+	struct lt t;
+	int64_t acked = 0;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 2048;
+	lt_open(&t);
+	for (int i = 0; i < 30; i++)
+		lt_append(&t, 1 + i % 3, TS0, i % 2 ? LOG_ACKS_ALL : LOG_ACKS_LEADER);
+	event_base_loop(t.base, EVLOOP_NONBLOCK); /* submit the writes */
+	lt_crash(&t);
+	for (int i = 0; i < t.napps; i++) {
+		struct lt_app *p = t.apps[i];
+		ck_assert_int_eq(p->calls, 1);
+		ck_assert_msg(p->res == 0 || p->res == -ECANCELED, "res %d", p->res);
+		if (p->res == 0 && p->a.acks == LOG_ACKS_ALL)
+			acked = p->a.base_offset + p->nrec;
+		p->accepted = false;
+	}
+	lt_open(&t);
+	ck_assert_int_ge(log_end_offset(t.log), acked);
+	expect_readable(&t, 0, log_end_offset(t.log));
+	lt_append_sync(&t, 1, TS0);
+	lt_fini(&t);
+}
+END_TEST
+
+/* The active segment cut back to its file header, or into it. */
+START_TEST(test_recover_active_header_only)
+{
+	const off_t sizes[] = { 16, 7, 0 };
+	const int i = _i;
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t base;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 40, 10, TS0);
+	lt_crash(&t);
+	tab_build(&t);
+	ck_assert_int_ge(tab.nsegs, 2);
+	base = tab.seg_base[tab.nsegs - 1];
+	lt_seg_path(&t, path, base, ".log");
+	ck_assert_int_eq(truncate(path, sizes[i]), 0);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), base);
+	expect_readable(&t, 0, base);
+	ck_assert_int_eq(lt_append_sync(&t, 2, TS0)->a.base_offset, base);
+	expect_readable(&t, 0, base + 2);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Without a usable checkpoint file the open scans everything. */
+START_TEST(test_recover_without_checkpoint)
+{
+	const int i = _i;
+	struct lt t;
+	char path[LT_PATH_MAX];
+	uint8_t junk[8192];
+	int64_t end;
+
+	memset(junk, 0x5a, sizeof(junk));
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 40, 10, TS0);
+	end = log_end_offset(t.log);
+	if (i == 0)
+		lt_close(&t);
+	else
+		lt_crash(&t);
+	snprintf(path, sizeof(path), "%s/checkpoint", t.dir);
+	ck_assert(lt_exists(path));
+	if (i < 2)
+		lt_write_file(path, junk, sizeof(junk));
+	else
+		ck_assert_int_eq(unlink(path), 0);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	check_lookups(&t);
+	ck_assert_int_eq(lt_append_sync(&t, 2, TS0)->a.base_offset, end);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A bad last batch in a sealed segment (found by a full scan) is not a torn
+ * tail: nothing is cut, its offsets are refused, later segments served. */
+START_TEST(test_recover_sealed_segment_bad_tail)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t end, size;
+	int last0;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 70, 10, TS0);
+	end = log_end_offset(t.log);
+	lt_crash(&t);
+	tab_build(&t);
+	ck_assert_int_ge(tab.nsegs, 3);
+	for (last0 = 0; tab.seg[last0 + 1] == 0; last0++)
+		;
+	lt_seg_path(&t, path, tab.seg_base[0], ".log");
+	size = lt_file_size(path);
+	lt_flip(path, tab.pos[last0] + 12, 0xff);
+	lt_open(&t);
+	ck_assert_int_eq(lt_file_size(path), size);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	ck_assert_int_eq(log_segment_count(t.log), tab.nsegs);
+	expect_readable(&t, 0, tab.base[last0]);
+	for (int64_t off = tab.base[last0]; off < tab.seg_base[1]; off++)
+		expect_read_err(&t, off, -EUCLEAN);
+	expect_readable(&t, tab.seg_base[1], end);
+	lt_fini(&t);
+}
+END_TEST
+
 /* Clean shutdown: the next open trusts the checkpoint and scans nothing,
  * so a batch that a scan would reject (bad CRC of the last batch, which a
  * scan would cut as a torn tail) is neither cut nor noticed. */
@@ -1094,6 +1334,144 @@ START_TEST(test_group_commit)
 		ck_assert_int_gt(t.apps[i]->seq, t.apps[i - 1]->seq);
 	ck_assert_int_eq(log_durable_offset(t.log), log_end_offset(t.log));
 	expect_readable(&t, 0, log_end_offset(t.log));
+	lt_fini(&t);
+}
+END_TEST
+
+/* Until its write (and here its fsync) completed, an append is invisible:
+ * not readable, not found by time. */
+START_TEST(test_unacked_not_visible)
+{
+	struct lt t;
+	struct lt_app *p;
+
+	lt_init(&t);
+	lt_open(&t);
+	ck_assert_int_eq(offset_for_time(&t, 0), 0); /* empty log: the end */
+	expect_empty_read(&t, 0);
+	lt_append_sync(&t, 2, 100);
+	p = lt_append(&t, 3, 500, LOG_ACKS_ALL);
+	ck_assert_int_eq(log_end_offset(t.log), 5);
+	ck_assert_int_eq(log_high_watermark(t.log), 2);
+	expect_empty_read(&t, 2);
+	expect_read_err(&t, 3, -ERANGE);
+	expect_read_err(&t, 4, -ERANGE);
+	ck_assert_int_eq(offset_for_time(&t, 500), 2);
+	ck_assert_int_eq(offset_for_time(&t, 1000), 2);
+	lt_wait_ok(&t);
+	ck_assert_int_eq(p->a.base_offset, 2);
+	ck_assert_int_eq(offset_for_time(&t, 500), 2);
+	ck_assert_int_eq(offset_for_time(&t, 501), 3);
+	ck_assert_int_eq(offset_for_time(&t, 1000), 5);
+	expect_readable(&t, 0, 5);
+	lt_fini(&t);
+}
+END_TEST
+
+static void on_hw(struct log *l, void *arg)
+{
+	struct lt *t = arg;
+
+	lt_record(t, "hw", (int)log_high_watermark(l));
+}
+
+/* The hw callback fires when the high watermark advances, with the new
+ * value already in place, before the append is acknowledged. */
+START_TEST(test_hw_callback)
+{
+	struct lt t;
+	int since, h, c;
+
+	lt_init(&t);
+	lt_open(&t);
+	log_set_hw_cb(t.log, on_hw, &t);
+	since = t.nev;
+	lt_append_sync(&t, 4, TS0);
+	h = find_event(&t, since, "hw");
+	c = find_event(&t, since, "append.cb");
+	ck_assert_int_ge(h, 0);
+	ck_assert_int_eq(t.ev[h].res, 4);
+	ck_assert_int_gt(c, h);
+	since = t.nev;
+	lt_settle(&t);
+	ck_assert_int_eq(lt_count(&t, since, "hw"), 0); /* nothing moved */
+	lt_append_sync(&t, 1, TS0);
+	ck_assert_int_eq(lt_count(&t, since, "hw"), 1);
+	ck_assert_int_eq(t.ev[find_event(&t, since, "hw")].res, 5);
+	lt_fini(&t);
+}
+END_TEST
+
+/* acks=leader completes once written: no fsync is waited for. */
+START_TEST(test_acks_leader_after_write)
+{
+	struct lt t;
+	int since, w, c;
+
+	lt_init(&t);
+	lt_open(&t);
+	since = t.nev;
+	lt_append(&t, 2, TS0, LOG_ACKS_LEADER);
+	lt_wait_ok(&t);
+	w = find_event(&t, since, "log.write");
+	c = find_event(&t, since, "append.cb");
+	ck_assert_int_ge(w, 0);
+	ck_assert_int_gt(c, w);
+	ck_assert_int_eq(lt_count(&t, since, "log.fsync"), 0);
+	lt_fini(&t);
+}
+END_TEST
+
+/* flush.mode=interval: acks=all completes after the write; an fdatasync
+ * follows within flush.interval.ms and moves the durable offset. */
+START_TEST(test_flush_interval_timer)
+{
+	struct lt t;
+	int since;
+
+	lt_init(&t);
+	t.cfg.flush_mode = LOG_FLUSH_INTERVAL;
+	t.cfg.flush_interval_ms = 20;
+	t.cfg.flush_bytes = -1;
+	lt_open(&t);
+	since = t.nev;
+	lt_append(&t, 2, TS0, LOG_ACKS_ALL);
+	lt_wait_ok(&t);
+	ck_assert_int_eq(log_high_watermark(t.log), 2);
+	LT_RUN_UNTIL(&t, log_durable_offset(t.log) == 2);
+	ck_assert_int_ge(lt_count(&t, since, "log.fsync"), 1);
+	expect_readable(&t, 0, 2);
+	lt_fini(&t);
+}
+END_TEST
+
+/* flush.mode=interval with flush.bytes: an fdatasync as soon as that many
+ * bytes are unsynced, not before. */
+START_TEST(test_flush_bytes)
+{
+	struct lt t;
+	int since;
+	size_t bytes = 0;
+
+	lt_init(&t);
+	t.cfg.flush_mode = LOG_FLUSH_INTERVAL;
+	t.cfg.flush_interval_ms = 24 * 3600 * 1000;
+	t.cfg.flush_bytes = 2000;
+	lt_open(&t);
+	since = t.nev;
+	while (bytes + 300 < 2000) {
+		bytes += lt_append(&t, 2, TS0, LOG_ACKS_LEADER)->a.len;
+		lt_wait_ok(&t);
+	}
+	lt_settle(&t);
+	ck_assert_int_eq(lt_count(&t, since, "log.fsync"), 0);
+	ck_assert_int_eq(log_durable_offset(t.log), 0);
+	while (bytes < 2000) {
+		bytes += lt_append(&t, 2, TS0, LOG_ACKS_LEADER)->a.len;
+		lt_wait_ok(&t);
+	}
+	LT_RUN_UNTIL(&t, log_durable_offset(t.log) == log_end_offset(t.log));
+	ck_assert_int_eq(lt_count(&t, since, "log.fsync"), 1);
 	lt_fini(&t);
 }
 END_TEST
@@ -1291,6 +1669,40 @@ START_TEST(test_index_entries_point_mid_batch)
 }
 END_TEST
 
+/* The same for the active segment, whose index a clean open loads. */
+START_TEST(test_active_index_points_mid_batch)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	uint8_t buf[4096];
+	int64_t len;
+	int fd;
+
+	lt_init(&t);
+	t.cfg.index_interval_bytes = 300;
+	lt_open(&t);
+	fill(&t, 40, 10, TS0);
+	lt_close(&t);
+	lt_seg_path(&t, path, 0, ".index");
+	len = lt_file_size(path);
+	ck_assert_int_gt(len, 16 + 3 * 8);
+	ck_assert_int_le(len, (int64_t)sizeof(buf));
+	fd = open(path, O_RDONLY);
+	ck_assert_int_eq(pread(fd, buf, (size_t)len, 0), len);
+	close(fd);
+	for (int64_t e = 1; 16 + 8 * e < len; e++) { /* every entry but the first, pos + 1 */
+		uint8_t *p = buf + 16 + 8 * e + 4;
+		uint32_t pos = (uint32_t)(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24) + 1;
+		for (int b = 0; b < 4; b++)
+			p[b] = (uint8_t)(pos >> (8 * b));
+	}
+	lt_write_file(path, buf, (size_t)len);
+	lt_open(&t);
+	check_lookups(&t);
+	lt_fini(&t);
+}
+END_TEST
+
 /* --- fd cache ---------------------------------------------------------------------- */
 
 static void expect_fd_bound(struct lt *t)
@@ -1327,8 +1739,71 @@ START_TEST(test_fd_cache_bound)
 		check_time_lookups(&t);
 		expect_fd_bound(&t);
 		lt_close(&t);
+		ck_assert_int_eq(log_ctx_open_segments(t.ctx), 0);
 		lt_open(&t);
 	}
+	lt_fini(&t);
+}
+END_TEST
+
+/* log_destroy removes the directory and everything in it. */
+START_TEST(test_destroy)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 30, 10, TS0);
+	ck_assert_int_eq(log_destroy(t.log), 0);
+	t.log = NULL;
+	ck_assert(!lt_exists(t.dir));
+	lt_open(&t); /* CREATE: a fresh, empty log */
+	ck_assert_int_eq(log_end_offset(t.log), 0);
+	ck_assert_int_eq(log_segment_count(t.log), 1);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Two logs share one context: the bound holds for both together, and
+ * closing one leaves the other's cached segments intact. */
+START_TEST(test_fd_cache_two_logs)
+{
+	struct lt t;
+	struct log *logs[2];
+	char dirs[2][LT_DIR_MAX];
+	int64_t ends[2];
+
+	lt_init_opts(&t, 2);
+	t.cfg.segment_bytes = 1024;
+	snprintf(dirs[0], sizeof(dirs[0]), "%s", t.dir);
+	snprintf(dirs[1], sizeof(dirs[1]), "%s/p1", t.root);
+	for (int k = 0; k < 2; k++) {
+		snprintf(t.dir, sizeof(t.dir), "%s", dirs[k]);
+		lt_open(&t);
+		fill(&t, 40, 10, TS0);
+		ck_assert_int_ge(log_segment_count(t.log), 5);
+		ends[k] = log_end_offset(t.log);
+		logs[k] = t.log;
+		t.log = NULL;
+	}
+	lt_settle(&t);
+	ck_assert_int_le(log_ctx_open_segments(t.ctx), 3);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int k = 0; k < 2; k++) {
+			t.log = logs[k];
+			lt_read_range(&t, 0, ends[k], UINT64_MAX);
+			ck_assert_int_le(log_ctx_open_segments(t.ctx), 3);
+		}
+	}
+	t.log = logs[0];
+	lt_close(&t);
+	ck_assert_int_le(log_ctx_open_segments(t.ctx), 2);
+	t.log = logs[1];
+	lt_read_range(&t, 0, ends[1], UINT64_MAX);
+	ck_assert_int_le(log_ctx_open_segments(t.ctx), 3);
+	lt_close(&t);
+	ck_assert_int_eq(log_ctx_open_segments(t.ctx), 0);
 	lt_fini(&t);
 }
 END_TEST
@@ -1351,6 +1826,8 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_offsets_dense_across_restart);
 	tcase_add_test(tc, test_offsets_dense_across_crash);
 	tcase_add_test(tc, test_crash_cancels_pending);
+	tcase_add_test(tc, test_crash_with_io_in_flight);
+	tcase_add_test(tc, test_destroy);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lookup");
@@ -1383,6 +1860,12 @@ Suite *log_suite(void)
 	tcase_add_loop_test(tc, test_recover_truncated_tail, 0, 11);
 	tcase_add_loop_test(tc, test_recover_flipped_last_batch, 0, 11);
 	tcase_add_test(tc, test_recover_after_checkpoint);
+	tcase_add_test(tc, test_crash_right_after_roll);
+	tcase_add_test(tc, test_crash_after_roll_no_hole);
+	tcase_add_test(tc, test_crash_after_two_rolls);
+	tcase_add_loop_test(tc, test_recover_active_header_only, 0, 3);
+	tcase_add_loop_test(tc, test_recover_without_checkpoint, 0, 3);
+	tcase_add_test(tc, test_recover_sealed_segment_bad_tail);
 	tcase_add_test(tc, test_recover_corrupt_middle);
 	tcase_add_test(tc, test_corruption_named);
 	tcase_add_test(tc, test_corruption_remembered_after_clean_restart);
@@ -1395,6 +1878,11 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_acks_all_after_fsync);
 	tcase_add_test(tc, test_flush_os_acks_after_write);
 	tcase_add_test(tc, test_group_commit);
+	tcase_add_test(tc, test_unacked_not_visible);
+	tcase_add_test(tc, test_hw_callback);
+	tcase_add_test(tc, test_acks_leader_after_write);
+	tcase_add_test(tc, test_flush_interval_timer);
+	tcase_add_test(tc, test_flush_bytes);
 	tcase_add_test(tc, test_fsync_error);
 	tcase_add_test(tc, test_write_error);
 	tcase_add_test(tc, test_write_error_two_writes);
@@ -1405,11 +1893,13 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_index_files_missing);
 	tcase_add_test(tc, test_index_files_garbage);
 	tcase_add_test(tc, test_index_entries_point_mid_batch);
+	tcase_add_test(tc, test_active_index_points_mid_batch);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cache");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_fd_cache_bound);
+	tcase_add_test(tc, test_fd_cache_two_logs);
 	suite_add_tcase(s, tc);
 	return s;
 }
