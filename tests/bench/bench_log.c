@@ -410,13 +410,6 @@ static void on_appended(struct log_append *a, int res)
 	issue(ap, now);
 }
 
-static void on_interval(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	log_checkpoint(arg);
-}
-
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
 	struct bench *b = arg;
@@ -450,7 +443,7 @@ int main(int argc, char **argv)
 {
 	struct bench b = { 0 };
 	struct event_base *base = NULL;
-	struct event *ev_interval = NULL, *ev_watchdog = NULL;
+	struct event *ev_watchdog = NULL;
 	struct uring *u = NULL;
 	struct log_ctx *ctx = NULL;
 	struct log_config cfg;
@@ -520,15 +513,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	/* The broker would run the flush.interval.ms timer; log.c has none, so
-	 * the bench stands in for it with the log's public sync point. */
-	if (b.o.mode == LOG_FLUSH_INTERVAL) {
-		struct timeval tv = { b.o.flush_interval_ms / 1000,
-				      (b.o.flush_interval_ms % 1000) * 1000 };
-		ev_interval = event_new(base, -1, EV_PERSIST, on_interval, b.log);
-		if (ev_interval == NULL || event_add(ev_interval, &tv) < 0)
-			goto oom;
-	}
 	{
 		double w = b.o.seconds + BENCH_GRACE_S;
 		struct timeval tv = { (time_t)w, (suseconds_t)((w - (double)(time_t)w) * 1e6) };
@@ -602,8 +586,6 @@ oom:
 out:
 	if (b.log != NULL)
 		log_abandon(b.log);
-	if (ev_interval != NULL)
-		event_free(ev_interval);
 	if (ev_watchdog != NULL)
 		event_free(ev_watchdog);
 	log_ctx_free(ctx);

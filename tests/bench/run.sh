@@ -3,7 +3,7 @@
 # Usage: tests/bench/run.sh BUILD_DIR        (make bench runs it on build/rel)
 # Prints raw result lines as it goes, then a summary table with the issue's
 # two floors (PASS/BELOW).  Informational: exits 0 when a floor is missed,
-# non-zero only when a program fails.  About 3 minutes on 2 cores.
+# non-zero only when a program fails.  About 2.5 minutes on 2 cores.
 #
 # Environment (defaults):
 #   BENCH_DIR=/tmp        a fresh sub-directory is made there and removed
@@ -15,7 +15,8 @@
 #   GC_APPENDERS=64       appenders of the group-commit run
 #   BENCH_PREALLOC=1      also compare fallocate / pre-zeroed / O_DIRECT
 #   PREALLOC_SIZE=64m     bytes per prealloc job (capped at 10 s each)
-#   BENCH_WARM=1          touch fresh memory before each large job (see warm)
+#   BENCH_WARM=1          write+delete a scratch file before big jobs (see warm)
+#   BENCH_RUNS=2          rounds of parts 1-2 (median reported; ~55 s each)
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -30,6 +31,7 @@ GC_APPENDERS=${GC_APPENDERS:-64}
 BENCH_PREALLOC=${BENCH_PREALLOC:-1}
 PREALLOC_SIZE=${PREALLOC_SIZE:-64m}
 BENCH_WARM=${BENCH_WARM:-1}
+BENCH_RUNS=${BENCH_RUNS:-2}
 SIZES="16k 1m"
 MODES="os interval always"
 
@@ -60,21 +62,17 @@ to_bytes() {
 }
 
 # On this VM (virtio_balloon free page reporting) memory that stayed free
-# for ~2 s is handed back to the host; the first touch after that costs
-# ~2.5 ms per MiB, which halves or worse a buffered-write figure depending on
-# what ran before.  Touch (and free) as much memory as the next job will fill
-# with page cache, so fio and bench_log both start warm.
+# for ~2 s goes back to the host, and the first touch after that costs
+# ~2.5 ms per MiB: a cold buffered write of 1 GiB runs at ~350 MB/s instead of
+# ~2 GB/s, depending only on what ran before.  Only page-cache folios freed
+# just before make the next job's page cache warm (touching anonymous or
+# tmpfs memory does not), so write a scratch file as large as the job's and
+# delete it (delalloc: it never reaches the disk).
 warm() {
 	[ "$BENCH_WARM" = 1 ] || return 0
-	local n=$(($(to_bytes "$1") + (256 << 20)))
-	if [ "$JSON" = python3 ]; then
-		python3 -c 'import sys
-n = int(sys.argv[1]); b = bytearray(n)
-for i in range(0, n, 4096): b[i] = 1' "$n"
-	elif [ -d /dev/shm ]; then
-		dd if=/dev/zero of=/dev/shm/brokerd-bench-warm bs=1M count=$((n >> 20)) status=none
-		rm -f /dev/shm/brokerd-bench-warm
-	fi
+	local mib=$((($(to_bytes "$1") >> 20) + 256))
+	dd if=/dev/zero of="$DIR/warm.dat" bs=1M count="$mib" status=none
+	rm -f -- "$DIR/warm.dat"
 }
 
 # Drop the previous job's file and let its discards/journal settle.
@@ -122,86 +120,110 @@ calc() { awk "BEGIN { printf \"%.2f\", $* }"; }
 calc1() { awk "BEGIN { printf \"%.1f\", $* }"; }
 ge() { awk "BEGIN { exit !($1 >= $2) }"; }
 
+# med "LIST" [DECIMALS] -> median of a space-separated list of numbers.
+med() {
+	tr ' ' '\n' <<<"$1" | grep . | sort -g |
+		awk -v d="${2:-1}" '{ a[NR] = $1 }
+			END { if (NR == 0) { print "-"; exit }
+			      m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+			      printf "%.*f\n", d, m }'
+}
+
 hsize() { case $1 in 16k) echo "16 KiB" ;; 1m) echo "1 MiB" ;; *) echo "$1" ;; esac; }
 
 echo "# brokerd storage benchmark: $(fio --version), $(nproc) CPUs, kernel $(uname -r)"
 echo "# dir $DIR on [$(df --output=source,fstype,target "$DIR" | tail -n 1 | tr -s ' ')]"
 echo "# fio: sequential write, buffered, $FIO_SIZE, no preallocation (as the log), --end_fsync=1 (in the time)"
-echo "# bench_log: 100-byte records, 1 appender, acks=all, --total-bytes $BENCH_TOTAL --seconds $BENCH_SECONDS"
+echo "# bench_log: 100-byte records, 1 appender, acks=all, --total-bytes $BENCH_TOTAL --seconds $BENCH_SECONDS;"
+echo "#   interval: the log fsyncs within flush.interval.ms (1000 ms) of the first unsynced write"
 
-# --- 1. fio baselines --------------------------------------------------------
-declare -A FIO
-for bs in $SIZES; do
-	for eng in psync uring1 uring8; do
-		case $eng in
-		psync)  args=(--ioengine=psync) ;;
-		uring1) args=(--ioengine=io_uring --iodepth=1) ;;
-		uring8) args=(--ioengine=io_uring --iodepth=8) ;;
-		esac
-		settle
-		warm "$FIO_SIZE"
-		note "fio seq write bs=$bs $eng"
-		vals=$(fio_run "seq_${bs}_$eng" "${args[@]}" --rw=write --bs="$bs" \
-			--size="$FIO_SIZE" --direct=0 --end_fsync=1 --fallocate=none \
-			--runtime="$FIO_RUNTIME")
-		read -r mbps _ <<<"$vals"
-		FIO[$bs.$eng]=$mbps
-		echo "fio=seq_write bs=$bs engine=$eng MB_per_s=$mbps"
+# --- 1+2. fio baselines and bench_log, BENCH_RUNS rounds --------------------------
+# Values collect as space-separated lists, one entry per round.
+declare -A FIO OURS_MB OURS_REC OURS_P50 GC
+for ((round = 1; round <= BENCH_RUNS; round++)); do
+	for bs in $SIZES; do
+		for eng in psync uring1 uring8; do
+			case $eng in
+			psync)  args=(--ioengine=psync) ;;
+			uring1) args=(--ioengine=io_uring --iodepth=1) ;;
+			uring8) args=(--ioengine=io_uring --iodepth=8) ;;
+			esac
+			settle
+			warm "$FIO_SIZE"
+			note "round $round: fio seq write bs=$bs $eng"
+			vals=$(fio_run "seq_${bs}_$eng" "${args[@]}" --rw=write --bs="$bs" \
+				--size="$FIO_SIZE" --direct=0 --end_fsync=1 --fallocate=none \
+				--runtime="$FIO_RUNTIME")
+			read -r mbps _ <<<"$vals"
+			FIO[$bs.$eng]+=" $mbps"
+			echo "fio=seq_write bs=$bs engine=$eng MB_per_s=$mbps"
+		done
 	done
-done
-settle
+	settle
 
-# --- 2. bench_log --------------------------------------------------------------
-declare -A OURS
-for bs in $SIZES; do
-	for mode in $MODES; do
-		warm "$BENCH_TOTAL"
-		note "bench_log mode=$mode batch=$bs"
-		line=$("$BENCH_LOG" --dir "$DIR" --mode "$mode" --batch-bytes "$bs" --appenders 1 \
-			--acks all --total-bytes "$BENCH_TOTAL" --seconds "$BENCH_SECONDS")
+	for bs in $SIZES; do
+		for mode in $MODES; do
+			warm "$BENCH_TOTAL"
+			note "round $round: bench_log mode=$mode batch=$bs"
+			line=$("$BENCH_LOG" --dir "$DIR" --mode "$mode" --batch-bytes "$bs" \
+				--appenders 1 --acks all --total-bytes "$BENCH_TOTAL" \
+				--seconds "$BENCH_SECONDS")
+			echo "$line"
+			OURS_MB[$bs.$mode]+=" $(kv "$line" MB_per_s)"
+			OURS_REC[$bs.$mode]+=" $(kv "$line" records_per_s)"
+			OURS_P50[$bs.$mode]+=" $(kv "$line" p50_us)"
+		done
+	done
+
+	note "round $round: bench_log group commit, 1 vs $GC_APPENDERS appenders"
+	for k in 1 "$GC_APPENDERS"; do
+		line=$("$BENCH_LOG" --dir "$DIR" --mode always --acks all --batch-bytes 1k \
+			--appenders "$k" --seconds "$GC_SECONDS")
 		echo "$line"
-		OURS[$bs.$mode]=$line
+		for key in appends_per_s records_per_s p50_us p99_us; do
+			GC[$k.$key]+=" $(kv "$line" "$key")"
+		done
+		GC_DESC="$(kv "$line" batch_len)-byte batches of $(kv "$line" records_per_batch) x 100 B"
 	done
 done
-
-note "bench_log group commit: 1 vs $GC_APPENDERS appenders"
-gc1=$("$BENCH_LOG" --dir "$DIR" --mode always --acks all --batch-bytes 1k --appenders 1 \
-	--seconds "$GC_SECONDS")
-echo "$gc1"
-gcn=$("$BENCH_LOG" --dir "$DIR" --mode always --acks all --batch-bytes 1k \
-	--appenders "$GC_APPENDERS" --seconds "$GC_SECONDS")
-echo "$gcn"
 
 # --- 3. summary ------------------------------------------------------------------
 echo
-echo "== brokerd log vs fio (MB = 10^6 bytes; fio: buffered sequential write + final fsync) =="
-printf '%-7s %-9s %10s %12s %10s %10s %10s %11s %9s\n' batch mode "ours MB/s" records/s \
-	"psync MB/s" "uring QD1" "uring QD8" ours/psync "p50 us"
+echo "== brokerd log vs fio (MB = 10^6 bytes; fio: buffered sequential write + final fsync;"
+echo "   ours: 1 appender, acks=all; median of $BENCH_RUNS round(s)) =="
+printf '%-7s %-9s %10s %12s %10s %10s %10s %11s %9s %9s\n' batch mode "ours MB/s" records/s \
+	"psync MB/s" "uring QD1" "uring QD8" ours/psync ours/QD1 "p50 us"
 for bs in $SIZES; do
 	for mode in $MODES; do
-		l=${OURS[$bs.$mode]}
-		printf '%-7s %-9s %10s %12s %10s %10s %10s %11s %9s\n' "$(hsize "$bs")" "$mode" \
-			"$(kv "$l" MB_per_s)" "$(kv "$l" records_per_s)" "${FIO[$bs.psync]}" \
-			"${FIO[$bs.uring1]}" "${FIO[$bs.uring8]}" \
-			"$(calc "$(kv "$l" MB_per_s)" / "${FIO[$bs.psync]}")" "$(kv "$l" p50_us)"
+		k=$bs.$mode
+		mb=$(med "${OURS_MB[$k]}")
+		printf '%-7s %-9s %10s %12s %10s %10s %10s %11s %9s %9s\n' "$(hsize "$bs")" "$mode" \
+			"$mb" "$(med "${OURS_REC[$k]}" 0)" \
+			"$(med "${FIO[$bs.psync]}")" "$(med "${FIO[$bs.uring1]}")" \
+			"$(med "${FIO[$bs.uring8]}")" \
+			"$(calc "$mb" / "$(med "${FIO[$bs.psync]}")")" \
+			"$(calc "$mb" / "$(med "${FIO[$bs.uring1]}")")" \
+			"$(med "${OURS_P50[$k]}")"
 	done
 done
-a1=$(kv "$gc1" appends_per_s)
-an=$(kv "$gcn" appends_per_s)
+a1=$(med "${GC[1.appends_per_s]}" 0)
+an=$(med "${GC[$GC_APPENDERS.appends_per_s]}" 0)
 ratio=$(calc "$an" / "$a1")
 echo
-echo "group commit (always, acks=all, $(kv "$gc1" batch_len)-byte batches of $(kv "$gc1" records_per_batch) x 100 B):"
-printf '  1 appender:  %8s appends/s  %9s records/s  p50 %s us  p99 %s us\n' "$a1" \
-	"$(kv "$gc1" records_per_s)" "$(kv "$gc1" p50_us)" "$(kv "$gc1" p99_us)"
-printf '  %-2s appenders: %7s appends/s  %9s records/s  p50 %s us  p99 %s us\n' "$GC_APPENDERS" \
-	"$an" "$(kv "$gcn" records_per_s)" "$(kv "$gcn" p50_us)" "$(kv "$gcn" p99_us)"
-echo "  ratio $ratio x"
+echo "group commit (flush.mode=always, acks=all, $GC_DESC):"
+for k in 1 "$GC_APPENDERS"; do
+	printf '  %3s appender(s): %8s appends/s  %9s records/s  p50 %s us  p99 %s us\n' "$k" \
+		"$(med "${GC[$k.appends_per_s]}" 0)" "$(med "${GC[$k.records_per_s]}" 0)" \
+		"$(med "${GC[$k.p50_us]}")" "$(med "${GC[$k.p99_us]}")"
+done
+echo "  ratio ${ratio}x"
 
 echo
-os1m=$(kv "${OURS[1m.os]}" MB_per_s)
-floor1=$(calc "${FIO[1m.psync]}" '*' 0.8)
+os1m=$(med "${OURS_MB[1m.os]}")
+psync1m=$(med "${FIO[1m.psync]}")
+floor1=$(calc "$psync1m" '*' 0.8)
 if ge "$os1m" "$floor1"; then v=PASS; else v=BELOW; fi
-echo "floor 1: flush.mode=os, 1 MiB batches: $os1m MB/s >= 80% of fio psync ${FIO[1m.psync]} MB/s ($floor1): $v"
+echo "floor 1: flush.mode=os, 1 MiB batches: $os1m MB/s >= 80% of fio psync $psync1m MB/s ($floor1): $v"
 if ge "$ratio" 10; then v=PASS; else v=BELOW; fi
 echo "floor 2: flush.mode=always, $GC_APPENDERS appenders: ${ratio}x >= 10x the appends/s of 1 appender: $v"
 
