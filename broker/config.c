@@ -585,29 +585,34 @@ void config_defaults(struct config *c)
 	}
 }
 
-int config_set(struct config *c, const char *key, const char *value,
-	       char *err, size_t errlen)
+/* The descriptor of `key`, or NULL with err "unknown key" set. */
+static const struct config_desc *lookup(const char *key, char *err, size_t errlen)
 {
 	const struct config_desc *d = find_desc(key);
 
 	set_err(err, errlen, "%s", "");
-	if (d == NULL) {
+	if (d == NULL)
 		set_err(err, errlen, "unknown key \"%s\"", key);
+	return d;
+}
+
+int config_set(struct config *c, const char *key, const char *value,
+	       char *err, size_t errlen)
+{
+	const struct config_desc *d = lookup(key, err, errlen);
+
+	if (d == NULL)
 		return -ENOENT;
-	}
 	return desc_set(d, c, &c->topic_defaults, value, err, errlen);
 }
 
 int config_topic_set(struct log_config *lc, const char *key, const char *value,
 		     char *err, size_t errlen)
 {
-	const struct config_desc *d = find_desc(key);
+	const struct config_desc *d = lookup(key, err, errlen);
 
-	set_err(err, errlen, "%s", "");
-	if (d == NULL) {
-		set_err(err, errlen, "unknown key \"%s\"", key);
+	if (d == NULL)
 		return -ENOENT;
-	}
 	if (!(d->flags & CD_TOPIC)) {
 		set_err(err, errlen, "%s: not a topic-level key (broker-wide "
 			"only)", key);

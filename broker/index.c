@@ -100,37 +100,40 @@ void idx_truncate(struct seg_index *ix, uint64_t pos)
 	ix->next_pos = 0; /* the next batch recorded gets an entry */
 }
 
-int idx_floor_rel(const struct seg_index *ix, uint32_t rel, struct idx_entry *e)
-{
-	uint32_t lo = 0, hi = ix->noff;
-
-	while (lo < hi) { /* first entry with rel > target */
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (ix->off[mid].rel <= rel)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == 0)
-		return -ENOENT;
-	*e = ix->off[lo - 1];
-	return 0;
-}
-
-int idx_floor_pos(const struct seg_index *ix, uint64_t pos, struct idx_entry *e)
+/* Index of the last entry whose key (rel, or pos when by_pos) is <= key,
+ * plus one; 0 when there is none.  Both keys increase along the array. */
+static uint32_t floor_index(const struct seg_index *ix, uint64_t key, bool by_pos)
 {
 	uint32_t lo = 0, hi = ix->noff;
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		if (ix->off[mid].pos <= pos)
+		uint64_t k = by_pos ? ix->off[mid].pos : ix->off[mid].rel;
+		if (k <= key)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == 0)
+	return lo;
+}
+
+int idx_floor_rel(const struct seg_index *ix, uint32_t rel, struct idx_entry *e)
+{
+	uint32_t n = floor_index(ix, rel, false);
+
+	if (n == 0)
 		return -ENOENT;
-	*e = ix->off[lo - 1];
+	*e = ix->off[n - 1];
+	return 0;
+}
+
+int idx_floor_pos(const struct seg_index *ix, uint64_t pos, struct idx_entry *e)
+{
+	uint32_t n = floor_index(ix, pos, true);
+
+	if (n == 0)
+		return -ENOENT;
+	*e = ix->off[n - 1];
 	return 0;
 }
 

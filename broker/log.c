@@ -515,13 +515,13 @@ static void on_chain_op(struct uring_op *op, int res)
 	struct log_chain *ch = co->ch;
 
 	ch->log->ops--;
-	/* A failure cancels the rest of the chain: keep the first real error. */
-	if (res < 0 && ch->err == 0 && res != -ECANCELED) {
+	/* A failure cancels the rest of the chain: keep the first real error,
+	 * even if a cancellation was reported before it. */
+	if (res < 0 && (ch->err == 0 || ch->err == -ECANCELED)) {
 		ch->err = res;
-		ch->failed_what = op->what;
+		if (res != -ECANCELED)
+			ch->failed_what = op->what;
 	}
-	if (res < 0 && ch->err == 0)
-		ch->err = res;
 	if (++ch->ndone == ch->nops)
 		ch->done(ch);
 }
@@ -1036,7 +1036,10 @@ static int seg_acquire(struct log *l, struct segment *s)
 	}
 	lru_remove(l->ctx, s);
 	s->refs++;
-	int nbad = bad_count(l);
+	if (s->index_ready)
+		return 0;
+	/* Loading may rebuild the index and find corrupt ranges to record. */
+	int nbad = s->nbad;
 	rc = seg_load_index(s, l->dirfd, l->ctx->opts.max_batch_bytes,
 			    (uint32_t)l->cfg.index_interval_bytes);
 	if (rc < 0) {
@@ -1044,7 +1047,7 @@ static int seg_acquire(struct log *l, struct segment *s)
 		seg_park(l->ctx, s);
 		return rc;
 	}
-	if (bad_count(l) != nbad)
+	if (s->nbad != nbad)
 		bad_save(l);
 	return 0;
 }
@@ -1142,10 +1145,10 @@ int log_read(struct log *l, int64_t offset, uint64_t max_bytes, struct log_slice
 		log_msg(LOGL_WARN, "%s: index of segment %020" PRId64
 			" points into the middle of a batch: rebuilding", l->dir, s->base);
 		l->hint.seg = NULL;
-		int nbad = bad_count(l);
+		int nbad = s->nbad;
 		rc = seg_rebuild_index(s, l->dirfd, l->ctx->opts.max_batch_bytes,
 				       (uint32_t)l->cfg.index_interval_bytes);
-		if (rc == 0 && bad_count(l) != nbad)
+		if (rc == 0 && s->nbad != nbad)
 			bad_save(l);
 		if (rc == 0)
 			rc = slice_in(l, s, offset, max_bytes, limit, &pos, &end, &base, &next);
