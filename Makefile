@@ -59,6 +59,8 @@ BENCHES   = $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps deps-bench check test run bench bench-run install clean
 .DEFAULT_GOAL := all
+# Keep generated codec sources (make would delete them as intermediates).
+.SECONDARY: $(PROTO_GEN) $(PROTO_GEN:.c=.h)
 
 all: $(BROKERD)
 
