@@ -239,6 +239,11 @@ int log_ctx_open_segments(const struct log_ctx *ctx)
 	return ctx->nopen;
 }
 
+struct uring *log_ctx_uring(const struct log_ctx *ctx)
+{
+	return ctx->u;
+}
+
 static void lru_remove(struct log_ctx *ctx, struct segment *s)
 {
 	if (s->in_lru) {
@@ -1547,7 +1552,9 @@ static void cursor_forward(struct cursor *c, const struct segment *gone, struct 
 		*c = (struct cursor){ next, SEG_HEADER_SIZE, next->base };
 }
 
-static void delete_oldest(struct log *l)
+/* Drop the oldest segment from the log and unlink its files; `why` names
+ * the caller in the log line. */
+static void delete_oldest(struct log *l, const char *why)
 {
 	struct segment *s = l->segs[0];
 
@@ -1561,24 +1568,32 @@ static void delete_oldest(struct log *l)
 	unlink_async(l, s->base, ".log");
 	unlink_async(l, s->base, ".index");
 	unlink_async(l, s->base, ".timeindex");
-	log_msg(LOGL_INFO, "%s: retention deleted segment %020" PRId64 " (%" PRIu64
-		" bytes); log start offset is now %" PRId64, l->dir, s->base, s->size,
+	log_msg(LOGL_INFO, "%s: %s deleted segment %020" PRId64 " (%" PRIu64
+		" bytes); log start offset is now %" PRId64, l->dir, why, s->base, s->size,
 		l->segs[0]->base);
 	s->deleted = true;
 	if (s->refs == 0)
 		seg_drop(l->ctx, s);
 }
 
+/* The oldest segment may go: it is not the active one, its seal completed
+ * and no checkpoint or fsync is using it. */
+static bool oldest_deletable(const struct log *l)
+{
+	const struct segment *s = l->segs[0];
+
+	return l->nsegs > 1 && s->seal_done && !l->ckpt_inflight &&
+	       !(l->sync_inflight && l->sync.at.seg == s);
+}
+
 int log_retention_run(struct log *l)
 {
 	int n = 0;
 
-	while (l->nsegs > 1) {
+	while (oldest_deletable(l)) {
 		struct segment *s = l->segs[0];
 		bool expired = false;
 
-		if (!s->seal_done || l->ckpt_inflight || (l->sync_inflight && l->sync.at.seg == s))
-			break;
 		if (l->cfg.retention_bytes >= 0 &&
 		    log_size_bytes(l) - s->size >= (uint64_t)l->cfg.retention_bytes) {
 			expired = true;
@@ -1591,7 +1606,19 @@ int log_retention_run(struct log *l)
 		}
 		if (!expired)
 			break;
-		delete_oldest(l);
+		delete_oldest(l, "retention");
+		n++;
+	}
+	return n;
+}
+
+int log_delete_before(struct log *l, int64_t offset)
+{
+	int n = 0;
+
+	/* segs[1]->base is the offset after the last one segs[0] holds. */
+	while (oldest_deletable(l) && l->segs[1]->base <= offset) {
+		delete_oldest(l, "log_delete_before");
 		n++;
 	}
 	return n;
