@@ -805,6 +805,11 @@ static void tombs_fini(struct tombs *t)
 	free(t->key);
 }
 
+/* Deletes are tombstones for what the table holds when they are issued: a
+ * commit still in flight then is applied after them (log order) and
+ * survives, so callers stop a group's or topic's commits first.  A delete
+ * larger than one chunk is not atomic: after a crash or an error part of it
+ * may be recorded (each tombstone stands on its own). */
 int ofs_delete_group(struct offsets *o, const char *group, struct ofs_op *op)
 {
 	struct tombs t = { .o = o, .now = wall_ms() };
