@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/hist.h"
 #include "broker/logging.h"
 #include "broker/segment.h"
 #include "broker/uring.h"
@@ -127,6 +128,7 @@ struct log_sync {
 	struct uring_op op;
 	struct log *log;
 	struct cursor at;
+	int64_t t0_us;          /* submission time, for the latency histogram */
 };
 
 struct log_unlink {
@@ -192,6 +194,15 @@ static int64_t wall_ms(const struct log *l)
 static int64_t mono_ms(const struct log *l)
 {
 	return l->ctx->opts.clock.mono_ms(l->ctx->opts.clock.arg);
+}
+
+/* Real monotonic µs, for latency figures only (never for decisions). */
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 void log_config_defaults(struct log_config *cfg)
@@ -419,6 +430,8 @@ static void on_sync(struct uring_op *op, int res)
 
 	l->ops--;
 	l->sync_inflight = false;
+	if (l->ctx->opts.fsync_hist != NULL)
+		hist_add(l->ctx->opts.fsync_hist, (uint64_t)(mono_us() - ls->t0_us));
 	if (res < 0) {
 		log_fail(l, res, "fdatasync");
 		return;
@@ -458,6 +471,7 @@ static void maybe_sync(struct log *l)
 	io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
 	l->sync.log = l;
 	l->sync.at = l->written;
+	l->sync.t0_us = mono_us();
 	l->sync_inflight = true;
 	l->sync_due = false;
 	l->unsynced_bytes = 0;

@@ -23,6 +23,7 @@ struct uring;
 struct segment;
 struct log_ctx;
 struct log;
+struct hist;
 
 enum log_flush_mode {
 	LOG_FLUSH_ALWAYS = 0,  /* fdatasync before acks=all is answered */
@@ -58,6 +59,7 @@ struct log_ctx_opts {
 	int max_open_segments;     /* bound on cached sealed-segment fds */
 	uint32_t max_batch_bytes;  /* largest batch accepted or scanned */
 	struct log_clock clock;    /* NULL members: the system clocks */
+	struct hist *fsync_hist;   /* optional: every data fdatasync's latency */
 };
 
 /* Create the state shared by every log of one reactor.  Borrows `u`, which
