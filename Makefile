@@ -35,7 +35,7 @@ WARN = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
        -Wmissing-prototypes -Wwrite-strings -Wvla -Wpointer-arith -Wundef \
        -Wnull-dereference -Wimplicit-fallthrough
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -MMD -MP \
-             -I. -I$(B)/gen $(PKG_CFLAGS) $(CFLAGS)
+             -I. -I$(B)/gen -Iclient/include -I$(B)/include $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
 # --- sources ---------------------------------------------------------------
@@ -49,12 +49,22 @@ UNIT_SRC    = $(wildcard tests/unit/check_*.c tests/integration/check_*.c)
 UNIT_NAMES  = $(patsubst check_%.c,%,$(notdir $(UNIT_SRC)))
 HARNESS_SRC = tests/integration/harness.c
 BENCH_SRC   = $(wildcard tests/bench/*.c)
+CLIENT_SRC  = $(wildcard client/*.c)
 
 obj = $(patsubst %.c,$(B)/%.o,$(1))
 WIRE_OBJ    = $(call obj,$(WIRE_SRC)) $(PROTO_GEN:.c=.o)
 BROKER_OBJ  = $(call obj,$(BROKER_SRC))
 
+# The client library: its own code, the shared wire code and the codec.
+CLIENT_OBJ  = $(call obj,$(CLIENT_SRC) proto/batch.c proto/partition.c) \
+              $(B)/gen/proto/broker.pb-c.o
+# Its public headers: client.h and the generated codec, as installed.
+PUB_PB_H    = $(B)/include/brokerd/broker.pb-c.h
+
 LIBWIRE   = $(B)/libwire.a
+LIBCLIENT = $(B)/libbrokerc.a
+SONAME    = libbrokerc.so.0
+LIBCLIENT_SO = $(B)/libbrokerc.so.0.2.0
 LIBBROKER = $(B)/libbrokerd.a
 BROKERD   = $(B)/brokerd
 CHECK_UNIT = $(B)/tests/check_unit
@@ -65,7 +75,7 @@ BENCHES   = $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 # Keep generated codec sources (make would delete them as intermediates).
 .SECONDARY: $(PROTO_GEN) $(PROTO_GEN:.c=.h)
 
-all: $(BROKERD)
+all: $(BROKERD) $(LIBCLIENT) $(LIBCLIENT_SO)
 
 deps:
 	@scripts/install-deps.sh build
@@ -77,8 +87,12 @@ $(B)/gen/proto/%.pb-c.c $(B)/gen/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(@D)
 	protoc-c --c_out=$(B)/gen $<
 
+$(PUB_PB_H): $(B)/gen/proto/broker.pb-c.h
+	@mkdir -p $(@D)
+	cp $< $@
+
 # Every object may include generated protobuf headers.
-$(B)/%.o: %.c | $(PROTO_GEN)
+$(B)/%.o: %.c | $(PROTO_GEN) $(PUB_PB_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -92,6 +106,14 @@ $(LIBWIRE): $(WIRE_OBJ)
 $(LIBBROKER): $(BROKER_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
+
+$(LIBCLIENT): $(CLIENT_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(LIBCLIENT_SO): $(CLIENT_OBJ)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ \
+		$(shell pkg-config --libs libprotobuf-c libisal)
 
 $(BROKERD): $(B)/broker/main.o $(LIBBROKER) $(LIBWIRE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
@@ -109,7 +131,7 @@ $(B)/tests/unit/runner.o: $(B)/gen/suites.h
 $(B)/tests/integration/%.o: ALL_CFLAGS += -DBROKERD_PATH='"$(BROKERD)"' \
 	-DTESTS_INTEGRATION_DIR='"$(CURDIR)/tests/integration"' -DPROTO_DIR='"$(CURDIR)/proto"'
 
-$(CHECK_UNIT): $(B)/tests/unit/runner.o $(call obj,$(UNIT_SRC) $(HARNESS_SRC)) $(LIBBROKER) $(LIBWIRE)
+$(CHECK_UNIT): $(B)/tests/unit/runner.o $(call obj,$(UNIT_SRC) $(HARNESS_SRC)) $(LIBBROKER) $(LIBCLIENT) $(LIBWIRE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lm
 
 $(B)/bench/%: $(B)/tests/bench/%.o $(LIBBROKER) $(LIBWIRE)
@@ -120,8 +142,9 @@ $(B)/bench/%: $(B)/tests/bench/%.o $(LIBBROKER) $(LIBWIRE)
 check: deps
 	$(MAKE) --no-print-directory SAN=1 test
 
-test: $(BROKERD) $(CHECK_UNIT)
+test: $(BROKERD) $(CHECK_UNIT) $(LIBCLIENT) $(LIBCLIENT_SO)
 	CK_DEFAULT_TIMEOUT=120 $(CHECK_UNIT)
+	tests/install.sh
 
 run: deps
 	$(MAKE) --no-print-directory all
@@ -133,10 +156,33 @@ bench: deps-bench
 bench-run: $(BENCHES)
 	tests/bench/run.sh $(B)
 
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+DOCDIR     ?= $(PREFIX)/share/doc/brokerd
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+
+# Binaries, the client library (static, shared, header, pkg-config file,
+# the .proto), the example config (also as the default config when none is
+# installed yet), the docs and a systemd unit.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/brokerd
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(INCLUDEDIR)/brokerd $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(PREFIX)/share/brokerd $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR)
 	install -m 755 $(BROKERD) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 broker.conf.example $(DESTDIR)$(PREFIX)/share/doc/brokerd/
+	install -m 644 $(LIBCLIENT) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIBCLIENT_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(LIBCLIENT_SO)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libbrokerc.so
+	install -m 644 client/include/brokerd/client.h $(PUB_PB_H) $(DESTDIR)$(INCLUDEDIR)/brokerd/
+	install -m 644 proto/broker.proto $(DESTDIR)$(PREFIX)/share/brokerd/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		dist/brokerc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/brokerc.pc
+	install -m 644 broker.conf.example README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/brokerd.conf ] || \
+		install -m 644 broker.conf.example $(DESTDIR)$(SYSCONFDIR)/brokerd.conf
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|; s|@SYSCONFDIR@|$(SYSCONFDIR)|; s|@DOCDIR@|$(DOCDIR)|' \
+		dist/brokerd.service.in > $(DESTDIR)$(UNITDIR)/brokerd.service
 
 clean:
 	rm -rf build
