@@ -67,11 +67,13 @@ int topic_create(struct topic_reg *r, const char *name, int partitions,
 		 const char *const *keys, const char *const *values, size_t n,
 		 char *err, size_t errlen, struct topic **out);
 
-/* Delete the topic: wakes its waiters with -ENOENT, writes the metadata,
- * destroys every partition (in-flight appends complete with -ECANCELED;
- * slices already handed out stay readable until released).  `t` is freed.
- * Returns 0 or -errno (the topic is gone from the registry either way once
- * the metadata is written; -errno before that leaves it untouched). */
+/* Delete the topic: write the metadata without it (the commit point),
+ * drop it from the registry, wake its waiters with -ENOENT, then destroy
+ * every partition (in-flight appends complete with -ECANCELED; slices
+ * already handed out stay readable until released).  `t` is freed.  Must
+ * not be called from inside a wake callback.  Returns 0 or -errno: an
+ * error before the metadata write leaves the topic untouched; after it the
+ * topic is gone and only removing its files failed. */
 int topic_delete(struct topic_reg *r, struct topic *t);
 
 /* Apply overrides set_keys[i] = set_values[i] and remove the overrides in
@@ -101,10 +103,12 @@ int topic_next_partition(struct topic *t);
 
 /* --- long-poll waiters ------------------------------------------------------- */
 
-/* A fetch waiting for data on one partition: caller storage.  wake() is
- * called (and the waiter disarmed) when the partition's high watermark
- * advances (reason 0) or the topic is deleted (reason -ENOENT).  wake may
- * re-arm the waiter. */
+/* A fetch waiting for data on one partition: caller storage, zeroed before
+ * first use.  wake() is called (the waiter disarmed just before) when the
+ * partition's high watermark advances (reason 0) or the topic is deleted
+ * (reason -ENOENT).  wake may re-arm its waiter (it then waits for the next
+ * advance) and may disarm or free other waiters.  topic_reg_close disarms
+ * every waiter without calling it. */
 struct topic_waiter {
 	void (*wake)(struct topic_waiter *w, int reason);
 	/* private */
