@@ -57,7 +57,8 @@ static int ready_port(const char *log, off_t from)
 	return port;
 }
 
-void tb_start(struct tb *b)
+/* Start brokerd; see tb_start and tb_try_start. */
+static int start(struct tb *b, int tolerate_exit)
 {
 	const char *bin = getenv("BROKERD") ? getenv("BROKERD") : BROKERD_PATH;
 	char dirarg[4200];
@@ -103,14 +104,27 @@ void tb_start(struct tb *b)
 		int st;
 		b->port = ready_port(b->log, from);
 		if (b->port > 0)
-			return;
+			return 0;
 		if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
 			b->pid = 0;
+			if (tolerate_exit)
+				return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 			ck_abort_msg("brokerd exited during start-up (status %d); see %s", st, b->log);
 		}
 		usleep(10000);
 	}
 	ck_abort_msg("brokerd not ready within 20 s; see %s", b->log);
+	return -1;
+}
+
+void tb_start(struct tb *b)
+{
+	start(b, 0);
+}
+
+int tb_try_start(struct tb *b)
+{
+	return start(b, 1);
 }
 
 static int wait_exit(struct tb *b)
@@ -129,8 +143,15 @@ static int wait_exit(struct tb *b)
 	kill(b->pid, SIGKILL);
 	waitpid(b->pid, &st, 0);
 	b->pid = 0;
-	ck_abort_msg("brokerd did not exit within 30 s of SIGTERM");
+	ck_abort_msg("brokerd did not exit within 30 s");
 	return -1;
+}
+
+int tb_wait_exit(struct tb *b)
+{
+	if (b->pid <= 0)
+		return 0;
+	return wait_exit(b);
 }
 
 int tb_stop(struct tb *b)
@@ -155,13 +176,50 @@ void tb_kill9(struct tb *b)
 void tb_cleanup(struct tb *b)
 {
 	tb_kill9(b);
-	if (b->dir != NULL) {
+	/* TB_KEEP=1 keeps the data directory and the log for a post-mortem. */
+	if (b->dir != NULL && getenv("TB_KEEP") != NULL) {
+		fprintf(stderr, "harness: kept %s and %s\n", b->dir, b->log);
+	} else if (b->dir != NULL) {
 		tu_rmtree(b->dir);
 		unlink(b->log);
 	}
 	free(b->dir);
 	free(b->log);
 	b->dir = b->log = NULL;
+}
+
+void tb_twin(const struct tb *b, struct tb *twin)
+{
+	memset(twin, 0, sizeof(*twin));
+	ck_assert_ptr_nonnull(b->dir);
+	twin->dir = strdup(b->dir);
+	ck_assert_ptr_nonnull(twin->dir);
+	ck_assert_int_ge(asprintf(&twin->log, "%s.twin.log", b->dir), 0);
+	memcpy(twin->extra, b->extra, sizeof(twin->extra));
+	twin->nextra = b->nextra;
+}
+
+void tb_twin_free(struct tb *twin)
+{
+	tb_kill9(twin);
+	if (twin->log != NULL)
+		unlink(twin->log);
+	free(twin->dir);
+	free(twin->log);
+	twin->dir = twin->log = NULL;
+}
+
+int64_t tb_now_ms(void)
+{
+	return now_ms();
+}
+
+int64_t tb_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int tb_log_contains(const struct tb *b, const char *needle)
@@ -306,6 +364,32 @@ Brokerd__Response *tc_call(int fd, Brokerd__Request *req)
 	return resp;
 }
 
+void tc_set_timeout(int fd, int ms)
+{
+	struct timeval tv = { ms / 1000, (suseconds_t)(ms % 1000) * 1000 };
+
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+}
+
+int tc_readable(int fd, int ms)
+{
+	int64_t deadline = now_ms() + ms;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int64_t left = deadline - now_ms();
+		int n;
+
+		if (left < 0)
+			left = 0;
+		n = poll(&p, 1, (int)left);
+		if (n > 0)
+			return 1;
+		if (n == 0 || errno != EINTR)
+			return 0;
+	}
+}
+
 Brokerd__Response *tc_create_topic(int fd, const char *topic, uint32_t partitions)
 {
 	Brokerd__Request req = BROKERD__REQUEST__INIT;
@@ -327,8 +411,10 @@ uint8_t *tc_batch(const char *prefix, int first, int n, size_t *len)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	batch_builder_init(&bb);
 	for (int i = 0; i < n; i++) {
-		char v[256];
+		char v[4096];
 		int vl = snprintf(v, sizeof(v), "%s-%d", prefix, first + i);
+
+		ck_assert_int_lt(vl, (int)sizeof(v));
 		ck_assert_int_eq(batch_builder_add(&bb, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
 						   NULL, -1, v, vl, NULL, 0), 0);
 	}
@@ -402,9 +488,284 @@ int tc_values(const Brokerd__FetchResponse *f, int64_t from, char ***values, int
 	return n;
 }
 
+const Brokerd__ConfigEntry *tc_config(Brokerd__ConfigEntry *const *configs, size_t n,
+				      const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(configs[i]->name, key) == 0)
+			return configs[i];
+	return NULL;
+}
+
 void tc_free_values(char **values, int n)
 {
 	for (int i = 0; i < n; i++)
 		free(values[i]);
 	free(values);
+}
+
+/* --- more requests -------------------------------------------------------------- */
+
+/* Split "key=value" strings into the map entries of a request (arrays owned
+ * by the caller, strings malloc'd; see free_kv). */
+static void split_kv(const char *const *kv, size_t n, Brokerd__CreateTopicRequest__ConfigsEntry *e,
+		     Brokerd__CreateTopicRequest__ConfigsEntry **pe)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(kv[i], '=');
+
+		ck_assert_msg(eq != NULL, "config '%s' is not key=value", kv[i]);
+		brokerd__create_topic_request__configs_entry__init(&e[i]);
+		e[i].key = strndup(kv[i], (size_t)(eq - kv[i]));
+		e[i].value = strdup(eq + 1);
+		ck_assert(e[i].key != NULL && e[i].value != NULL);
+		pe[i] = &e[i];
+	}
+}
+
+static void free_kv(Brokerd__CreateTopicRequest__ConfigsEntry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].key);
+		free(e[i].value);
+	}
+}
+
+Brokerd__Response *tc_create_topic_cfg(int fd, const char *topic, uint32_t partitions,
+				       const char *const *kv, size_t n)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__CreateTopicRequest q = BROKERD__CREATE_TOPIC_REQUEST__INIT;
+	Brokerd__CreateTopicRequest__ConfigsEntry e[32], *pe[32];
+	Brokerd__Response *r;
+
+	ck_assert_uint_le(n, 32);
+	split_kv(kv, n, e, pe);
+	q.topic = (char *)topic;
+	q.partitions = partitions;
+	q.configs = pe;
+	q.n_configs = n;
+	req.op_case = BROKERD__REQUEST__OP_CREATE_TOPIC;
+	req.create_topic = &q;
+	r = tc_call(fd, &req);
+	free_kv(e, n);
+	return r;
+}
+
+Brokerd__Response *tc_alter_topic(int fd, const char *topic, const char *const *set_kv,
+				  size_t nset, const char *const *reset, size_t nreset)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__AlterTopicConfigRequest q = BROKERD__ALTER_TOPIC_CONFIG_REQUEST__INIT;
+	/* Parsed into create-request entries, then copied to set entries. */
+	Brokerd__CreateTopicRequest__ConfigsEntry e[32], *pe[32];
+	Brokerd__AlterTopicConfigRequest__SetEntry se[32], *pse[32];
+	Brokerd__Response *r;
+
+	ck_assert_uint_le(nset, 32);
+	split_kv(set_kv, nset, e, pe);
+	for (size_t i = 0; i < nset; i++) {
+		brokerd__alter_topic_config_request__set_entry__init(&se[i]);
+		se[i].key = e[i].key;
+		se[i].value = e[i].value;
+		pse[i] = &se[i];
+	}
+	q.topic = (char *)topic;
+	q.set = pse;
+	q.n_set = nset;
+	q.reset = (char **)reset;
+	q.n_reset = nreset;
+	req.op_case = BROKERD__REQUEST__OP_ALTER_TOPIC_CONFIG;
+	req.alter_topic_config = &q;
+	r = tc_call(fd, &req);
+	free_kv(e, nset);
+	return r;
+}
+
+Brokerd__Response *tc_delete_topic(int fd, const char *topic)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__DeleteTopicRequest q = BROKERD__DELETE_TOPIC_REQUEST__INIT;
+
+	q.topic = (char *)topic;
+	req.op_case = BROKERD__REQUEST__OP_DELETE_TOPIC;
+	req.delete_topic = &q;
+	return tc_call(fd, &req);
+}
+
+Brokerd__Response *tc_describe_topic(int fd, const char *topic)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__DescribeTopicRequest q = BROKERD__DESCRIBE_TOPIC_REQUEST__INIT;
+
+	q.topic = (char *)topic;
+	req.op_case = BROKERD__REQUEST__OP_DESCRIBE_TOPIC;
+	req.describe_topic = &q;
+	return tc_call(fd, &req);
+}
+
+Brokerd__Response *tc_list_topics(int fd)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__ListTopicsRequest q = BROKERD__LIST_TOPICS_REQUEST__INIT;
+
+	req.op_case = BROKERD__REQUEST__OP_LIST_TOPICS;
+	req.list_topics = &q;
+	return tc_call(fd, &req);
+}
+
+Brokerd__Response *tc_api_versions(int fd)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__ApiVersionsRequest q = BROKERD__API_VERSIONS_REQUEST__INIT;
+
+	req.op_case = BROKERD__REQUEST__OP_API_VERSIONS;
+	req.api_versions = &q;
+	return tc_call(fd, &req);
+}
+
+Brokerd__Response *tc_broker_status(int fd)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__BrokerStatusRequest q = BROKERD__BROKER_STATUS_REQUEST__INIT;
+
+	req.op_case = BROKERD__REQUEST__OP_BROKER_STATUS;
+	req.broker_status = &q;
+	return tc_call(fd, &req);
+}
+
+uint8_t *tc_batch_ts(const char *prefix, int first, int n, int64_t ts0, size_t *len)
+{
+	struct batch_builder bb;
+	uint8_t *out = NULL;
+
+	batch_builder_init(&bb);
+	for (int i = 0; i < n; i++) {
+		char v[4096];
+		int vl = snprintf(v, sizeof(v), "%s-%d", prefix, first + i);
+
+		ck_assert_int_lt(vl, (int)sizeof(v));
+		ck_assert_int_eq(batch_builder_add(&bb, ts0 + i, NULL, -1, v, vl, NULL, 0), 0);
+	}
+	ck_assert_int_eq(batch_builder_finish(&bb, 0, &out, len), 0);
+	return out;
+}
+
+Brokerd__Response *tc_produce_key(int fd, const char *topic, const void *key, size_t keylen,
+				  Brokerd__Acks acks, const uint8_t *batch, size_t len)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__ProduceRequest q = BROKERD__PRODUCE_REQUEST__INIT;
+
+	q.topic = (char *)topic;
+	if (key != NULL) {
+		q.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION_KEY;
+		q.partition_key.data = (uint8_t *)key;
+		q.partition_key.len = keylen;
+	}
+	q.acks = acks;
+	q.records.data = (uint8_t *)batch;
+	q.records.len = len;
+	req.op_case = BROKERD__REQUEST__OP_PRODUCE;
+	req.produce = &q;
+	return tc_call(fd, &req);
+}
+
+int tc_send_produce(int fd, uint64_t corr, const char *topic, uint32_t partition,
+		    Brokerd__Acks acks, const uint8_t *batch, size_t len)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__ProduceRequest q = BROKERD__PRODUCE_REQUEST__INIT;
+
+	q.topic = (char *)topic;
+	q.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
+	q.partition = partition;
+	q.acks = acks;
+	q.records.data = (uint8_t *)batch;
+	q.records.len = len;
+	req.correlation_id = corr;
+	req.op_case = BROKERD__REQUEST__OP_PRODUCE;
+	req.produce = &q;
+	return tc_send(fd, &req);
+}
+
+int tc_send_fetch(int fd, uint64_t corr, const char *topic, uint32_t partition, int64_t offset,
+		  uint32_t max_bytes, uint32_t max_wait_ms, uint32_t min_bytes)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__FetchRequest q = BROKERD__FETCH_REQUEST__INIT;
+
+	q.topic = (char *)topic;
+	q.partition = partition;
+	q.offset = offset;
+	q.max_bytes = max_bytes;
+	q.max_wait_ms = max_wait_ms;
+	q.min_bytes = min_bytes;
+	req.correlation_id = corr;
+	req.op_case = BROKERD__REQUEST__OP_FETCH;
+	req.fetch = &q;
+	return tc_send(fd, &req);
+}
+
+Brokerd__Response *tc_list_offsets(int fd, const char *topic, uint32_t partition,
+				   int64_t timestamp)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__ListOffsetsRequest q = BROKERD__LIST_OFFSETS_REQUEST__INIT;
+
+	q.topic = (char *)topic;
+	q.partition = partition;
+	q.timestamp = timestamp;
+	req.op_case = BROKERD__REQUEST__OP_LIST_OFFSETS;
+	req.list_offsets = &q;
+	return tc_call(fd, &req);
+}
+
+Brokerd__Response *tc_commit(int fd, const char *group, Brokerd__OffsetCommit **offsets,
+			     size_t n)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__CommitOffsetsRequest q = BROKERD__COMMIT_OFFSETS_REQUEST__INIT;
+
+	q.group = (char *)group;
+	q.offsets = offsets;
+	q.n_offsets = n;
+	req.op_case = BROKERD__REQUEST__OP_COMMIT_OFFSETS;
+	req.commit_offsets = &q;
+	return tc_call(fd, &req);
+}
+
+Brokerd__Response *tc_fetch_offsets(int fd, const char *group, Brokerd__TopicPartition **tp,
+				    size_t n)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__FetchOffsetsRequest q = BROKERD__FETCH_OFFSETS_REQUEST__INIT;
+
+	q.group = (char *)group;
+	q.partitions = tp;
+	q.n_partitions = n;
+	req.op_case = BROKERD__REQUEST__OP_FETCH_OFFSETS;
+	req.fetch_offsets = &q;
+	return tc_call(fd, &req);
+}
+
+Brokerd__Response *tc_list_groups(int fd)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__ListGroupsRequest q = BROKERD__LIST_GROUPS_REQUEST__INIT;
+
+	req.op_case = BROKERD__REQUEST__OP_LIST_GROUPS;
+	req.list_groups = &q;
+	return tc_call(fd, &req);
+}
+
+Brokerd__Response *tc_delete_group(int fd, const char *group)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__DeleteGroupRequest q = BROKERD__DELETE_GROUP_REQUEST__INIT;
+
+	q.group = (char *)group;
+	req.op_case = BROKERD__REQUEST__OP_DELETE_GROUP;
+	req.delete_group = &q;
+	return tc_call(fd, &req);
 }
