@@ -197,7 +197,8 @@ void log_set_hw_cb(struct log *log, void (*cb)(struct log *, void *), void *arg)
 
 /* Delete the segments that retention expires: oldest first, never the
  * active one; by age (newest record older than retention.ms) and by size
- * (while the log minus the oldest segment still exceeds retention.bytes).
+ * (while the log minus the oldest segment is still at least
+ * retention.bytes, the rule Kafka uses).
  * Unlinks asynchronously; readers holding a slice keep their segment.
  * Returns the number of segments deleted. */
 int log_retention_run(struct log *log);

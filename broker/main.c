@@ -200,6 +200,55 @@ static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
 	each_log(b, log_checkpoint);
 }
 
+struct purge {
+	struct broker *b;
+	char **gone;
+	size_t n;
+};
+
+static void purge_topic(const char *topic, uint32_t p, const struct ofs_value *v, void *arg)
+{
+	struct purge *pg = arg;
+
+	(void)p;
+	(void)v;
+	if (topic_find(pg->b->topics, topic) != NULL)
+		return;
+	for (size_t i = 0; i < pg->n; i++)
+		if (strcmp(pg->gone[i], topic) == 0)
+			return;
+	pg->gone = realloc(pg->gone, (pg->n + 1) * sizeof(*pg->gone));
+	if (pg->gone == NULL) {
+		fprintf(stderr, "brokerd: out of memory\n");
+		abort();
+	}
+	pg->gone[pg->n++] = xstrdup(topic);
+}
+
+static void purge_group(const char *group, size_t partitions, void *arg)
+{
+	struct purge *pg = arg;
+
+	(void)partitions;
+	ofs_each(pg->b->offsets, group, purge_topic, arg);
+}
+
+/* Offsets of topics deleted just before a crash (their tombstones were not
+ * yet durable) are forgotten before anyone can re-create the topic. */
+static void purge_deleted_offsets(struct broker *b)
+{
+	struct purge pg = { .b = b };
+
+	ofs_each_group(b->offsets, purge_group, &pg);
+	for (size_t i = 0; i < pg.n; i++) {
+		log_msg(LOGL_INFO, "forgetting the committed offsets of deleted topic '%s'",
+			pg.gone[i]);
+		ofs_delete_topic(b->offsets, pg.gone[i]);
+		free(pg.gone[i]);
+	}
+	free(pg.gone);
+}
+
 static void on_drained(void *arg)
 {
 	struct broker *b = arg;
@@ -289,6 +338,7 @@ int main(int argc, char **argv)
 	rc = ofs_open(b.cfg.data_dir, b.ctx, &b.offsets);
 	if (rc < 0)
 		goto out;
+	purge_deleted_offsets(&b);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	size_t nparts = 0;
 	for (size_t i = 0; i < topic_reg_count(b.topics); i++)

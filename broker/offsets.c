@@ -492,6 +492,42 @@ static void table_del(struct offsets *o, const char *group, size_t glen, const c
 	group_free(g);
 }
 
+/* Forget `topic` in every group now (ofs_delete_topic: the topic is gone
+ * from the registry, so its offsets must not outlive it even before their
+ * tombstones are durable). */
+static void table_del_topic(struct offsets *o, const char *topic, size_t tlen)
+{
+	char **names = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < o->groups.cap; i++) {
+		const struct group *g = o->groups.slots[i];
+		bool found;
+		if (g == NULL)
+			continue;
+		tp_index(g, topic, tlen, &found);
+		if (!found)
+			continue;
+		names = xrealloc(names, (n + 1) * sizeof(*names));
+		names[n++] = xmemdup(g->name, g->len);
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t glen = strlen(names[i]);
+		struct group *g;
+		bool found;
+		size_t ti;
+		/* table_del drops emptied topics and groups: look them up again */
+		while ((g = gmap_find(&o->groups, names[i], glen)) != NULL) {
+			ti = tp_index(g, topic, tlen, &found);
+			if (!found)
+				break;
+			table_del(o, names[i], glen, topic, tlen, g->tps[ti]->parts[0].partition);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
 static int group_ptr_cmp(const void *a, const void *b)
 {
 	const struct group *x = *(struct group *const *)a, *y = *(struct group *const *)b;
@@ -859,6 +895,8 @@ int ofs_delete_topic(struct offsets *o, const char *topic)
 	}
 	tombs_flush(&t);
 	tombs_fini(&t);
+	if (t.rc == 0)
+		table_del_topic(o, topic, tlen);
 	if (t.rc < 0)
 		log_msg_errno(LOGL_WARN, t.rc, "consumer offsets: cannot delete the offsets of "
 			      "topic %s", topic);

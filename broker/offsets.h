@@ -75,8 +75,10 @@ int ofs_commit(struct offsets *o, const char *group,
  * -ENOENT when the group has no offsets, else as ofs_commit. */
 int ofs_delete_group(struct offsets *o, const char *group, struct ofs_op *op);
 
-/* Forget every offset of `topic` in every group (the topic was deleted).
- * Durable in the background; nobody waits.  Returns 0 or -errno. */
+/* Forget every offset of `topic` in every group (the topic was deleted):
+ * at once in memory, durably in the background (nobody waits).  A crash
+ * before the tombstones are durable brings the offsets back, so start-up
+ * calls this for every topic that no longer exists.  Returns 0 or -errno. */
 int ofs_delete_topic(struct offsets *o, const char *topic);
 
 /* The committed value, or -ENOENT. */

@@ -484,6 +484,7 @@ static void on_appended(struct log_append *a, int res)
 	Brokerd__Response resp = BROKERD__RESPONSE__INIT;
 	Brokerd__ProduceResponse body = BROKERD__PRODUCE_RESPONSE__INIT;
 	Brokerd__ProduceRequest *q = r->msg->produce;
+	struct log *l = r->log;
 
 	r->log = NULL;
 	if (res < 0) {
@@ -507,6 +508,7 @@ static void on_appended(struct log_append *a, int res)
 	body.partition = r->partition;
 	body.base_offset = a->base_offset;
 	body.log_append_time_ms = a->append_time;
+	body.log_start_offset = log_start_offset(l);
 	resp.op_case = BROKERD__RESPONSE__OP_PRODUCE;
 	resp.produce = &body;
 	respond(r, &resp);
@@ -681,7 +683,15 @@ static void respond_fetch(struct req *r, struct log *l, const struct log_slice *
 	finish(r, false);
 }
 
-/* Try to answer the fetch now.  Returns true if r was answered. */
+static void fetch_stop_waiting(struct req *r)
+{
+	topic_unwait(&r->waiter);
+	if (r->timer != NULL)
+		evtimer_del(r->timer);
+}
+
+/* Answer the fetch if it has enough (or `final`).  Returns true if r was
+ * answered, and then r may already be freed. */
 static bool fetch_try(struct req *r, bool final)
 {
 	Brokerd__FetchRequest *q = r->msg->fetch;
@@ -693,6 +703,12 @@ static bool fetch_try(struct req *r, bool final)
 	if (max > FETCH_MAX_BYTES)
 		max = FETCH_MAX_BYTES;
 	rc = log_read(r->log, q->offset, max, &s);
+	if (rc == 0 && s.len < min && !final && q->max_wait_ms > 0) {
+		log_slice_release(&s);
+		return false;
+	}
+	/* Answering may free r: stop waiting first. */
+	fetch_stop_waiting(r);
 	if (rc == -ERANGE) {
 		req_fail(r, BROKERD__ERROR_CODE__OFFSET_OUT_OF_RANGE,
 			 "offset %lld is out of range for '%s' partition %u (log start %lld, high watermark %lld)",
@@ -710,19 +726,8 @@ static bool fetch_try(struct req *r, bool final)
 			 r->partition, strerror(-rc));
 		return true;
 	}
-	if (s.len >= min || final || q->max_wait_ms == 0) {
-		respond_fetch(r, r->log, &s);
-		return true;
-	}
-	log_slice_release(&s);
-	return false;
-}
-
-static void fetch_stop_waiting(struct req *r)
-{
-	topic_unwait(&r->waiter);
-	if (r->timer != NULL)
-		evtimer_del(r->timer);
+	respond_fetch(r, r->log, &s);
+	return true;
 }
 
 static void on_fetch_wake(struct topic_waiter *w, int reason)
@@ -735,9 +740,7 @@ static void on_fetch_wake(struct topic_waiter *w, int reason)
 			 "topic '%s' was deleted while fetching", r->msg->fetch->topic);
 		return;
 	}
-	if (fetch_try(r, false))
-		fetch_stop_waiting(r);
-	else
+	if (!fetch_try(r, false))
 		topic_wait(r->topic, (int)r->partition, &r->waiter);
 }
 
@@ -747,28 +750,24 @@ static void on_fetch_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	topic_unwait(&r->waiter);
 	fetch_try(r, true);
 }
 
 void req_wake(struct req *r)
 {
-	if (r->op == BROKERD__REQUEST__OP_FETCH && r->waiter.armed) {
-		fetch_stop_waiting(r);
+	if (r->op == BROKERD__REQUEST__OP_FETCH && r->waiter.armed)
 		fetch_try(r, true);
-	}
 }
 
 static void op_fetch(struct req *r, Brokerd__FetchRequest *q)
 {
 	struct topic *t = need_topic(r, q->topic);
 	struct timeval tv;
+	struct log *l;
 
-	if (t == NULL)
-		return;
-	r->log = need_partition(r, t, q->partition);
-	if (r->log == NULL)
-		return;
+	if (t == NULL || (l = need_partition(r, t, q->partition)) == NULL)
+		return; /* r is answered (and may be freed) */
+	r->log = l;
 	r->partition = q->partition;
 	if (fetch_try(r, false))
 		return;

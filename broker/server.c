@@ -266,7 +266,9 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (TAILQ_EMPTY(&c->reqs)) {
+		/* Idle means nothing pending either way, answers included. */
+		if (TAILQ_EMPTY(&c->reqs) &&
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 			log_msg(LOGL_INFO, "connection %s idle for %lld ms; closing", c->peer,
 				(long long)c->srv->b->cfg.idle_timeout_ms);
 			conn_close(c);
