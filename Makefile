@@ -43,8 +43,11 @@ PROTO_SRC   = $(wildcard proto/*.proto)
 PROTO_GEN   = $(patsubst proto/%.proto,$(B)/gen/proto/%.pb-c.c,$(PROTO_SRC))
 WIRE_SRC    = $(wildcard proto/*.c)
 BROKER_SRC  = $(filter-out broker/main.c,$(wildcard broker/*.c))
-UNIT_SRC    = $(wildcard tests/unit/check_*.c)
-UNIT_NAMES  = $(patsubst tests/unit/check_%.c,%,$(UNIT_SRC))
+# Unit suites (tests/unit) and integration suites (tests/integration, which
+# start the brokerd binary) share one Check runner.
+UNIT_SRC    = $(wildcard tests/unit/check_*.c tests/integration/check_*.c)
+UNIT_NAMES  = $(patsubst check_%.c,%,$(notdir $(UNIT_SRC)))
+HARNESS_SRC = tests/integration/harness.c
 BENCH_SRC   = $(wildcard tests/bench/*.c)
 
 obj = $(patsubst %.c,$(B)/%.o,$(1))
@@ -102,7 +105,11 @@ $(B)/gen/suites.h: $(UNIT_SRC)
 
 $(B)/tests/unit/runner.o: $(B)/gen/suites.h
 
-$(CHECK_UNIT): $(B)/tests/unit/runner.o $(call obj,$(UNIT_SRC)) $(LIBBROKER) $(LIBWIRE)
+# Integration tests exec the brokerd of the same build.
+$(B)/tests/integration/%.o: ALL_CFLAGS += -DBROKERD_PATH='"$(BROKERD)"' \
+	-DTESTS_INTEGRATION_DIR='"$(CURDIR)/tests/integration"' -DPROTO_DIR='"$(CURDIR)/proto"'
+
+$(CHECK_UNIT): $(B)/tests/unit/runner.o $(call obj,$(UNIT_SRC) $(HARNESS_SRC)) $(LIBBROKER) $(LIBWIRE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lm
 
 $(B)/bench/%: $(B)/tests/bench/%.o $(LIBBROKER) $(LIBWIRE)

@@ -15,9 +15,15 @@ struct admin;
 struct evbuffer;
 
 /* Bind b->cfg.admin_listen and serve.  Borrows b (must outlive the admin).
- * Returns 0 and *out owned, or -errno (logged with the address). */
+ * Returns 0 and *out owned, or -errno (logged with the address).  With
+ * admin.listen = off: 0 and *out = NULL (nothing listens). */
 int admin_new(struct broker *b, struct admin **out);
+/* Close the listener and every admin connection.  NULL is a no-op. */
 void admin_free(struct admin *a);
+
+/* The TCP port actually bound (admin.listen may say port 0), or -1 for
+ * NULL. */
+int admin_port(const struct admin *a);
 
 /* Render the /metrics body into out (exposed for unit tests).
  * Returns 0 or -ENOMEM. */

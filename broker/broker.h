@@ -5,6 +5,7 @@
 #define BROKER_BROKER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "broker/config.h"
@@ -58,5 +59,10 @@ struct broker {
 /* Milliseconds: wall clock (timestamps) and monotonic (intervals). */
 int64_t broker_wall_ms(void);
 int64_t broker_mono_us(void);
+
+/* calloc that aborts with a message on out-of-memory: the daemon's one
+ * place to give up (STYLE: only the daemon may). */
+void *xcalloc(size_t n, size_t size);
+void *xstrdup(const char *s);
 
 #endif

@@ -91,10 +91,10 @@ static const struct config_desc descs[] = {
 		  "to the working directory)." },
 	{ .name = "auto.create.topics", .type = CT_BOOL,
 	  BFIELD(auto_create_topics), .def = "false", .section = "storage",
-	  .help = "Create a topic on its first produce or fetch instead of "
+	  .help = "Create a topic on its first produce instead of "
 		  "failing with an unknown-topic error." },
 	{ .name = "default.partitions", .type = CT_INT,
-	  BFIELD(default_partitions), .min = 1, .max = 100000, .def = "1",
+	  BFIELD(default_partitions), .min = 1, .max = 10000, .def = "1",
 	  .section = "storage",
 	  .help = "Partitions of an auto-created topic." },
 	{ .name = "segment.bytes", .type = CT_SIZE, TFIELD(segment_bytes),

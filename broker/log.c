@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/hist.h"
 #include "broker/logging.h"
 #include "broker/segment.h"
 #include "broker/uring.h"
@@ -127,6 +128,7 @@ struct log_sync {
 	struct uring_op op;
 	struct log *log;
 	struct cursor at;
+	int64_t t0_us;          /* submission time, for the latency histogram */
 };
 
 struct log_unlink {
@@ -194,6 +196,15 @@ static int64_t mono_ms(const struct log *l)
 	return l->ctx->opts.clock.mono_ms(l->ctx->opts.clock.arg);
 }
 
+/* Real monotonic µs, for latency figures only (never for decisions). */
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void log_config_defaults(struct log_config *cfg)
 {
 	cfg->segment_bytes = 1LL << 30;
@@ -237,6 +248,11 @@ void log_ctx_free(struct log_ctx *ctx)
 int log_ctx_open_segments(const struct log_ctx *ctx)
 {
 	return ctx->nopen;
+}
+
+struct uring *log_ctx_uring(const struct log_ctx *ctx)
+{
+	return ctx->u;
 }
 
 static void lru_remove(struct log_ctx *ctx, struct segment *s)
@@ -414,6 +430,8 @@ static void on_sync(struct uring_op *op, int res)
 
 	l->ops--;
 	l->sync_inflight = false;
+	if (l->ctx->opts.fsync_hist != NULL)
+		hist_add(l->ctx->opts.fsync_hist, (uint64_t)(mono_us() - ls->t0_us));
 	if (res < 0) {
 		log_fail(l, res, "fdatasync");
 		return;
@@ -453,6 +471,7 @@ static void maybe_sync(struct log *l)
 	io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
 	l->sync.log = l;
 	l->sync.at = l->written;
+	l->sync.t0_us = mono_us();
 	l->sync_inflight = true;
 	l->sync_due = false;
 	l->unsynced_bytes = 0;
@@ -1547,7 +1566,9 @@ static void cursor_forward(struct cursor *c, const struct segment *gone, struct 
 		*c = (struct cursor){ next, SEG_HEADER_SIZE, next->base };
 }
 
-static void delete_oldest(struct log *l)
+/* Drop the oldest segment from the log and unlink its files; `why` names
+ * the caller in the log line. */
+static void delete_oldest(struct log *l, const char *why)
 {
 	struct segment *s = l->segs[0];
 
@@ -1561,24 +1582,32 @@ static void delete_oldest(struct log *l)
 	unlink_async(l, s->base, ".log");
 	unlink_async(l, s->base, ".index");
 	unlink_async(l, s->base, ".timeindex");
-	log_msg(LOGL_INFO, "%s: retention deleted segment %020" PRId64 " (%" PRIu64
-		" bytes); log start offset is now %" PRId64, l->dir, s->base, s->size,
+	log_msg(LOGL_INFO, "%s: %s deleted segment %020" PRId64 " (%" PRIu64
+		" bytes); log start offset is now %" PRId64, l->dir, why, s->base, s->size,
 		l->segs[0]->base);
 	s->deleted = true;
 	if (s->refs == 0)
 		seg_drop(l->ctx, s);
 }
 
+/* The oldest segment may go: it is not the active one, its seal completed
+ * and no checkpoint or fsync is using it. */
+static bool oldest_deletable(const struct log *l)
+{
+	const struct segment *s = l->segs[0];
+
+	return l->nsegs > 1 && s->seal_done && !l->ckpt_inflight &&
+	       !(l->sync_inflight && l->sync.at.seg == s);
+}
+
 int log_retention_run(struct log *l)
 {
 	int n = 0;
 
-	while (l->nsegs > 1) {
+	while (oldest_deletable(l)) {
 		struct segment *s = l->segs[0];
 		bool expired = false;
 
-		if (!s->seal_done || l->ckpt_inflight || (l->sync_inflight && l->sync.at.seg == s))
-			break;
 		if (l->cfg.retention_bytes >= 0 &&
 		    log_size_bytes(l) - s->size >= (uint64_t)l->cfg.retention_bytes) {
 			expired = true;
@@ -1591,7 +1620,19 @@ int log_retention_run(struct log *l)
 		}
 		if (!expired)
 			break;
-		delete_oldest(l);
+		delete_oldest(l, "retention");
+		n++;
+	}
+	return n;
+}
+
+int log_delete_before(struct log *l, int64_t offset)
+{
+	int n = 0;
+
+	/* segs[1]->base is the offset after the last one segs[0] holds. */
+	while (oldest_deletable(l) && l->segs[1]->base <= offset) {
+		delete_oldest(l, "log_delete_before");
 		n++;
 	}
 	return n;

@@ -23,6 +23,7 @@ struct uring;
 struct segment;
 struct log_ctx;
 struct log;
+struct hist;
 
 enum log_flush_mode {
 	LOG_FLUSH_ALWAYS = 0,  /* fdatasync before acks=all is answered */
@@ -58,6 +59,7 @@ struct log_ctx_opts {
 	int max_open_segments;     /* bound on cached sealed-segment fds */
 	uint32_t max_batch_bytes;  /* largest batch accepted or scanned */
 	struct log_clock clock;    /* NULL members: the system clocks */
+	struct hist *fsync_hist;   /* optional: every data fdatasync's latency */
 };
 
 /* Create the state shared by every log of one reactor.  Borrows `u`, which
@@ -68,6 +70,10 @@ void log_ctx_free(struct log_ctx *ctx);
 
 /* Sealed segments currently holding an open fd (for tests and metrics). */
 int log_ctx_open_segments(const struct log_ctx *ctx);
+
+/* The ring the context submits to (borrowed), for modules that keep their
+ * own files beside a log (the consumer offsets snapshot). */
+struct uring *log_ctx_uring(const struct log_ctx *ctx);
 
 /* --- opening ------------------------------------------------------------- */
 
@@ -195,6 +201,13 @@ void log_set_hw_cb(struct log *log, void (*cb)(struct log *, void *), void *arg)
  * Unlinks asynchronously; readers holding a slice keep their segment.
  * Returns the number of segments deleted. */
 int log_retention_run(struct log *log);
+
+/* Delete the oldest segments while every offset they hold is below `offset`
+ * (whole sealed segments, never the active one), as retention does and
+ * under the same conditions.  For a log whose content up to `offset` is
+ * kept elsewhere (the consumer offsets snapshot).  The log start offset
+ * stays <= offset.  Returns the number of segments deleted. */
+int log_delete_before(struct log *log, int64_t offset);
 
 /* Start a recovery checkpoint (async): fsync data and index, then record
  * how far the log is known valid so the next start-up after a crash only

@@ -1,13 +1,13 @@
 /* main — brokerd start-up, the reactor loop and shutdown.
- * Start-up: config, data-directory lock, io_uring, open (and recover) every
- * partition found in the data directory.  Run: retention and recovery
- * checkpoints on timers.  SIGTERM/SIGINT: flush every log, write the clean
- * checkpoints, exit 0. */
+ * Start-up: config, data-directory lock, io_uring, the topic registry (opens
+ * and recovers every partition), the offsets store, the client listener and
+ * the admin HTTP port.  Run: retention and recovery checkpoints on timers.
+ * SIGTERM/SIGINT: stop accepting, answer what is in flight, flush every log,
+ * write the clean checkpoints, exit 0. */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,22 +18,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/admin.h"
+#include "broker/broker.h"
 #include "broker/config.h"
 #include "broker/log.h"
 #include "broker/logging.h"
+#include "broker/offsets.h"
+#include "broker/server.h"
+#include "broker/topic.h"
 #include "broker/uring.h"
 
-#define BROKERD_VERSION "0.1.0"
-
-struct broker {
-	struct config cfg;
-	struct event_base *base;
-	struct uring *u;
-	struct log_ctx *ctx;
-	struct log **logs;
-	int nlogs;
-	int lockfd;
-};
+/* A graceful stop waits this long for in-flight requests, then closes. */
+#define SHUTDOWN_GRACE_MS 10000
 
 static void usage(FILE *f)
 {
@@ -161,51 +157,6 @@ static int lock_data_dir(struct broker *b)
 	return 0;
 }
 
-/* A partition directory is named "<topic>-<partition number>". */
-static bool is_partition_dir(const char *name)
-{
-	const char *dash = strrchr(name, '-');
-
-	if (dash == NULL || dash == name || dash[1] == '\0' || name[0] == '.')
-		return false;
-	for (const char *p = dash + 1; *p; p++)
-		if (*p < '0' || *p > '9')
-			return false;
-	return true;
-}
-
-static int open_partitions(struct broker *b)
-{
-	DIR *d = opendir(b->cfg.data_dir);
-	struct dirent *de;
-	int rc = 0;
-
-	if (d == NULL)
-		return -errno;
-	while ((de = readdir(d)) != NULL) {
-		char path[CONFIG_PATH_MAX + 256];
-		struct log **n;
-		struct log *l;
-
-		if (de->d_type != DT_DIR || !is_partition_dir(de->d_name))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", b->cfg.data_dir, de->d_name);
-		rc = log_open(b->ctx, path, &b->cfg.topic_defaults, 0, &l);
-		if (rc < 0)
-			break;
-		n = realloc(b->logs, (size_t)(b->nlogs + 1) * sizeof(*n));
-		if (n == NULL) {
-			log_close(l);
-			rc = -ENOMEM;
-			break;
-		}
-		b->logs = n;
-		b->logs[b->nlogs++] = l;
-	}
-	closedir(d);
-	return rc;
-}
-
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -216,14 +167,28 @@ static void raise_fd_limit(void)
 	}
 }
 
+static void each_log(struct broker *b, void (*fn)(struct log *l))
+{
+	for (size_t i = 0; i < topic_reg_count(b->topics); i++) {
+		struct topic *t = topic_reg_at(b->topics, i);
+		for (int p = 0; p < topic_partitions(t); p++)
+			fn(topic_log(t, p));
+	}
+}
+
+static void retain(struct log *l)
+{
+	log_retention_run(l);
+}
+
 static void on_retention(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
 
 	(void)fd;
 	(void)what;
-	for (int i = 0; i < b->nlogs; i++)
-		log_retention_run(b->logs[i]);
+	each_log(b, retain);
+	ofs_compact(b->offsets);
 }
 
 static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
@@ -232,17 +197,45 @@ static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	for (int i = 0; i < b->nlogs; i++)
-		log_checkpoint(b->logs[i]);
+	each_log(b, log_checkpoint);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_drained(void *arg)
 {
 	struct broker *b = arg;
 
-	(void)what;
-	log_msg(LOGL_INFO, "signal %d: shutting down", (int)sig);
+	log_msg(LOGL_INFO, "every request answered");
 	event_base_loopbreak(b->base);
+}
+
+static void on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+
+	(void)fd;
+	(void)what;
+	log_msg(LOGL_WARN, "requests still in flight after %d ms; closing their connections",
+		SHUTDOWN_GRACE_MS);
+	event_base_loopbreak(b->base);
+}
+
+/* First signal: stop accepting and reading, answer what is in flight, then
+ * leave the loop.  A second signal leaves at once. */
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct broker *b = arg;
+	struct timeval tv = { SHUTDOWN_GRACE_MS / 1000, 0 };
+
+	(void)what;
+	if (b->stopping) {
+		log_msg(LOGL_WARN, "signal %d again: stopping now", (int)sig);
+		event_base_loopbreak(b->base);
+		return;
+	}
+	log_msg(LOGL_INFO, "signal %d: shutting down", (int)sig);
+	b->stopping = true;
+	event_base_once(b->base, -1, EV_TIMEOUT, on_grace_over, b, &tv);
+	srv_shutdown(b->srv, on_drained, b);
 }
 
 static struct event *add_timer(struct broker *b, int64_t ms, event_callback_fn fn)
@@ -272,6 +265,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
+	b.start_wall_ms = broker_wall_ms();
 	if (lock_data_dir(&b) < 0)
 		return 1;
 	b.base = event_base_new();
@@ -283,18 +277,33 @@ int main(int argc, char **argv)
 	struct log_ctx_opts opts = {
 		.max_open_segments = (int)b.cfg.max_open_segments,
 		.max_batch_bytes = (uint32_t)b.cfg.max_batch_bytes,
+		.fsync_hist = &b.met.fsync_us,
 	};
 	rc = log_ctx_new(b.u, &opts, &b.ctx);
 	if (rc < 0)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = open_partitions(&b);
+	rc = topic_reg_open(b.cfg.data_dir, b.ctx, &b.cfg.topic_defaults, &b.topics);
+	if (rc < 0)
+		goto out;
+	rc = ofs_open(b.cfg.data_dir, b.ctx, &b.offsets);
 	if (rc < 0)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_msg(LOGL_INFO, "brokerd %s: data directory %s, %d partitions opened in %.1f ms",
-		BROKERD_VERSION, b.cfg.data_dir, b.nlogs,
+	size_t nparts = 0;
+	for (size_t i = 0; i < topic_reg_count(b.topics); i++)
+		nparts += (size_t)topic_partitions(topic_reg_at(b.topics, i));
+	log_msg(LOGL_INFO, "brokerd %s: data directory %s, %zu topics, %zu partitions opened in %.1f ms",
+		BROKERD_VERSION, b.cfg.data_dir, topic_reg_count(b.topics), nparts,
 		(double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	rc = srv_new(&b, &b.srv);
+	if (rc < 0)
+		goto out;
+	if (b.cfg.admin_enabled) {
+		rc = admin_new(&b, &b.admin);
+		if (rc < 0)
+			goto out;
+	}
 	evs[0] = add_timer(&b, b.cfg.retention_check_interval_ms, on_retention);
 	evs[1] = add_timer(&b, b.cfg.checkpoint_interval_ms, on_checkpoint);
 	evs[2] = evsignal_new(b.base, SIGTERM, on_signal, &b);
@@ -302,14 +311,19 @@ int main(int argc, char **argv)
 	for (int i = 2; i < 4; i++)
 		if (evs[i] != NULL)
 			event_add(evs[i], NULL);
-	log_msg(LOGL_INFO, "ready");
+	log_msg(LOGL_INFO, "ready: listening on %s (port %d)%s%s", b.cfg.listen, srv_port(b.srv),
+		b.cfg.admin_enabled ? ", admin HTTP on " : "",
+		b.cfg.admin_enabled ? b.cfg.admin_listen : "");
 	event_base_dispatch(b.base);
 	status = 0;
 out:
-	for (int i = 0; i < b.nlogs; i++)
-		if (log_close(b.logs[i]) < 0)
-			status = 1;
-	free(b.logs);
+	b.stopping = true;
+	srv_free(b.srv);
+	admin_free(b.admin);
+	if (ofs_close(b.offsets) < 0)
+		status = 1;
+	if (topic_reg_close(b.topics) < 0)
+		status = 1;
 	for (int i = 0; i < 4; i++)
 		if (evs[i] != NULL)
 			event_free(evs[i]);

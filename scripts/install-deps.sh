@@ -5,7 +5,9 @@
 # otherwise it prints the exact command to run and exits 1.
 set -eu
 
-build="gcc make pkg-config libevent-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler check libisal-dev"
+# python3-protobuf and protobuf-compiler: a test decodes fetch responses with
+# another language's protobuf library, as a non-C client would.
+build="gcc make pkg-config libevent-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler check libisal-dev python3 python3-protobuf protobuf-compiler"
 bench="fio"
 case "${1:-build}" in
   build) want="$build" ;;

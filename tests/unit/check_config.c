@@ -392,7 +392,7 @@ static const struct {
 	  "max.connections: \"12.5\" is not an integer" },
 	{ "default.partitions = 99999999999999999999",
 	  "default.partitions: \"99999999999999999999\" is out of range "
-	  "(expected 1..100000)" },
+	  "(expected 1..10000)" },
 	{ "io.uring.entries = +8",
 	  "io.uring.entries: \"+8\" is not an integer" },
 	{ "retention.ms = 0",

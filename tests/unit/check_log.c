@@ -1771,7 +1771,7 @@ START_TEST(test_fd_cache_two_logs)
 {
 	struct lt t;
 	struct log *logs[2];
-	char dirs[2][LT_DIR_MAX];
+	char dirs[2][LT_DIR_MAX + 8]; /* room for root + "/p1" */
 	int64_t ends[2];
 
 	lt_init_opts(&t, 2);
@@ -1779,7 +1779,8 @@ START_TEST(test_fd_cache_two_logs)
 	snprintf(dirs[0], sizeof(dirs[0]), "%s", t.dir);
 	snprintf(dirs[1], sizeof(dirs[1]), "%s/p1", t.root);
 	for (int k = 0; k < 2; k++) {
-		snprintf(t.dir, sizeof(t.dir), "%s", dirs[k]);
+		ck_assert_uint_lt(strlen(dirs[k]), sizeof(t.dir));
+		memcpy(t.dir, dirs[k], strlen(dirs[k]) + 1);
 		lt_open(&t);
 		fill(&t, 40, 10, TS0);
 		ck_assert_int_ge(log_segment_count(t.log), 5);

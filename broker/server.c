@@ -1,0 +1,497 @@
+/* server — listener, connections, framing, ordering and backpressure (see
+ * server.h).  Each connection is a libevent bufferevent on the reactor; a
+ * frame is a 4-byte big-endian length then a protobuf Request.  The length
+ * is checked against max.request.bytes before anything is allocated. */
+#include "broker/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "broker/broker.h"
+#include "broker/logging.h"
+#include "broker/request.h"
+
+/* Socket reads and writes move up to this much per call (libevent's
+ * default of 16 KiB costs a syscall per 16 KiB of a 1 MiB batch). */
+#define CONN_IO_CHUNK (256u << 10)
+/* After EMFILE/ENFILE on accept, stop accepting for this long instead of
+ * spinning on a listener that stays readable. */
+#define ACCEPT_BACKOFF_MS 100
+
+struct conn {
+	struct server *srv;
+	struct bufferevent *bev;
+	TAILQ_HEAD(, req) reqs;    /* arrival order */
+	unsigned nreqs;
+	size_t inflight_bytes;
+	bool paused;               /* reading off for backpressure */
+	bool closing;              /* close once the output is written */
+	bool dead;                 /* unlinked; freed by the reaper */
+	char peer[64];
+	LIST_ENTRY(conn) link;
+};
+
+struct server {
+	struct broker *b;
+	struct evconnlistener *lis;
+	struct event *backoff;
+	struct event *reaper;      /* frees dead connections after the turn */
+	LIST_HEAD(, conn) conns;
+	LIST_HEAD(, conn) dead;
+	unsigned nconns;
+	bool shutting_down;
+	void (*done)(void *arg);
+	void *done_arg;
+};
+
+static void conn_read(struct bufferevent *bev, void *arg);
+static void conn_write(struct bufferevent *bev, void *arg);
+static void conn_event(struct bufferevent *bev, short what, void *arg);
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+static void srv_check_done(struct server *s)
+{
+	if (s->shutting_down && s->done != NULL && LIST_EMPTY(&s->conns)) {
+		void (*done)(void *) = s->done;
+		s->done = NULL;
+		done(s->done_arg);
+	}
+}
+
+/* Unlink c now (no more callbacks reach it) and free it after the turn.
+ * Requests in flight are orphaned and free themselves on completion. */
+static void conn_close(struct conn *c)
+{
+	struct server *s = c->srv;
+	struct req *r;
+
+	if (c->dead)
+		return;
+	c->dead = true;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	while ((r = TAILQ_FIRST(&c->reqs)) != NULL) {
+		TAILQ_REMOVE(&c->reqs, r, link);
+		r->conn = NULL;
+		req_abandon(r);
+	}
+	LIST_REMOVE(c, link);
+	LIST_INSERT_HEAD(&s->dead, c, link);
+	s->nconns--;
+	s->b->met.conns_open = s->nconns;
+	event_active(s->reaper, EV_TIMEOUT, 0);
+	log_msg(LOGL_DEBUG, "connection %s closed", c->peer);
+	srv_check_done(s);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	struct conn *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = LIST_FIRST(&s->dead)) != NULL) {
+		LIST_REMOVE(c, link);
+		bufferevent_free(c->bev);
+		free(c);
+	}
+}
+
+/* Reading is on only while every bound of invariant 2 holds. */
+static void conn_update_read(struct conn *c)
+{
+	struct broker *b = c->srv->b;
+	size_t cap = (size_t)b->cfg.max_request_bytes;
+	bool pause;
+
+	if (cap < CONN_INFLIGHT_BYTES)
+		cap = CONN_INFLIGHT_BYTES;
+	pause = c->closing || c->srv->shutting_down || c->nreqs >= CONN_MAX_INFLIGHT ||
+		c->inflight_bytes >= cap ||
+		evbuffer_get_length(bufferevent_get_output(c->bev)) >= CONN_OUT_HIGH;
+	if (pause && !c->paused) {
+		bufferevent_disable(c->bev, EV_READ);
+		c->paused = true;
+	} else if (!pause && c->paused) {
+		c->paused = false;
+		bufferevent_enable(c->bev, EV_READ);
+		/* Frames may already wait in the input buffer. */
+		conn_read(c->bev, c);
+	}
+}
+
+/* Write every finished request at the head of the queue. */
+static void conn_flush(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct req *r;
+
+	while ((r = TAILQ_FIRST(&c->reqs)) != NULL && r->done) {
+		TAILQ_REMOVE(&c->reqs, r, link);
+		c->nreqs--;
+		c->inflight_bytes -= r->bytes_in;
+		if (r->out != NULL)
+			evbuffer_add_buffer(out, r->out);
+		req_free(r);
+	}
+	if ((c->closing || c->srv->shutting_down) && TAILQ_EMPTY(&c->reqs) &&
+	    evbuffer_get_length(out) == 0) {
+		conn_close(c);
+		return;
+	}
+	conn_update_read(c);
+}
+
+void srv_req_done(struct req *r)
+{
+	struct conn *c = r->conn;
+
+	r->done = true;
+	if (c == NULL) {
+		req_free(r);
+		return;
+	}
+	conn_flush(c);
+}
+
+void srv_req_close_after(struct req *r)
+{
+	if (r->conn != NULL)
+		r->conn->closing = true;
+}
+
+/* --- framing --------------------------------------------------------------- */
+
+/* Queue a request that already failed framing: answered in order, then the
+ * connection closes. */
+static void conn_reject(struct conn *c, Brokerd__ErrorCode code,
+			const char *msg)
+{
+	struct req *r = req_new(c->srv->b, c, 0);
+
+	c->srv->b->met.bad_frames++;
+	log_msg(LOGL_WARN, "connection %s: %s; closing", c->peer, msg);
+	c->closing = true;
+	if (r == NULL) {
+		conn_close(c);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&c->reqs, r, link);
+	c->nreqs++;
+	req_fail(r, code, "%s", msg);
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct broker *b = c->srv->b;
+
+	while (!c->paused && !c->closing && !c->dead) {
+		uint8_t pfx[4];
+		uint32_t len;
+		size_t have = evbuffer_get_length(in);
+		struct req *r;
+		uint8_t *frame;
+
+		if (have < 4)
+			break;
+		evbuffer_copyout(in, pfx, 4);
+		len = (uint32_t)pfx[0] << 24 | (uint32_t)pfx[1] << 16 | (uint32_t)pfx[2] << 8 | pfx[3];
+		if ((uint64_t)len > (uint64_t)b->cfg.max_request_bytes) {
+			char msg[160];
+			snprintf(msg, sizeof(msg),
+				 "request frame of %u bytes exceeds max.request.bytes (%lld)",
+				 len, (long long)b->cfg.max_request_bytes);
+			conn_reject(c, BROKERD__ERROR_CODE__FRAME_TOO_LARGE, msg);
+			break;
+		}
+		if (have - 4 < len) {
+			/* Let the buffer fill up to exactly this frame. */
+			bufferevent_setwatermark(bev, EV_READ, 4 + (size_t)len, 0);
+			break;
+		}
+		bufferevent_setwatermark(bev, EV_READ, 0, 0);
+		r = req_new(b, c, 4 + (size_t)len);
+		if (r == NULL) {
+			conn_close(c);
+			return;
+		}
+		frame = evbuffer_pullup(in, 4 + (ssize_t)len);
+		r->msg = frame == NULL ? NULL
+				       : brokerd__request__unpack(NULL, len, frame + 4);
+		evbuffer_drain(in, 4 + (size_t)len);
+		TAILQ_INSERT_TAIL(&c->reqs, r, link);
+		c->nreqs++;
+		c->inflight_bytes += r->bytes_in;
+		if (r->msg == NULL) {
+			b->met.bad_frames++;
+			log_msg(LOGL_WARN, "connection %s: undecodable request envelope (%u bytes); closing",
+				c->peer, len);
+			c->closing = true;
+			req_fail(r, BROKERD__ERROR_CODE__INVALID_REQUEST,
+				 "request is not a valid protobuf Request message");
+			break;
+		}
+		r->corr = r->msg->correlation_id;
+		req_handle(r);
+		if (c->dead)
+			return;
+		conn_update_read(c);
+	}
+}
+
+static void conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	conn_flush(c);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (TAILQ_EMPTY(&c->reqs)) {
+			log_msg(LOGL_INFO, "connection %s idle for %lld ms; closing", c->peer,
+				(long long)c->srv->b->cfg.idle_timeout_ms);
+			conn_close(c);
+		} else {
+			bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
+		}
+		return;
+	}
+	if (what & BEV_EVENT_ERROR)
+		log_msg(LOGL_DEBUG, "connection %s: %s", c->peer,
+			evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	conn_close(c);
+}
+
+/* --- accepting ---------------------------------------------------------------- */
+
+static void peer_name(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(buf, len, "%s:%d", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(buf, len, "[%s]:%d", host, port);
+	} else {
+		snprintf(buf, len, "unknown");
+	}
+}
+
+/* Tell a client over the limit why, best effort, and close. */
+static void refuse(struct server *s, evutil_socket_t fd)
+{
+	static const char msg[] = "too many connections (max.connections reached)";
+	Brokerd__Response resp = BROKERD__RESPONSE__INIT;
+	uint8_t buf[128];
+	size_t n;
+
+	resp.error = BROKERD__ERROR_CODE__TOO_MANY_CONNECTIONS;
+	resp.error_message = (char *)msg;
+	n = brokerd__response__pack(&resp, buf + 4);
+	buf[0] = (uint8_t)(n >> 24);
+	buf[1] = (uint8_t)(n >> 16);
+	buf[2] = (uint8_t)(n >> 8);
+	buf[3] = (uint8_t)n;
+	(void)!send(fd, buf, n + 4, MSG_DONTWAIT | MSG_NOSIGNAL);
+	evutil_closesocket(fd);
+	s->b->met.conns_rejected++;
+}
+
+static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct server *s = arg;
+	struct broker *b = s->b;
+	struct conn *c;
+	int one = 1;
+
+	(void)lis;
+	(void)salen;
+	if (s->nconns >= (unsigned)b->cfg.max_connections) {
+		log_msg(LOGL_WARN, "refusing a connection: max.connections (%lld) reached",
+			(long long)b->cfg.max_connections);
+		refuse(s, fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->srv = s;
+	TAILQ_INIT(&c->reqs);
+	peer_name(sa, c->peer, sizeof(c->peer));
+	bufferevent_set_max_single_read(c->bev, CONN_IO_CHUNK);
+	bufferevent_set_max_single_write(c->bev, CONN_IO_CHUNK);
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_HIGH / 2, 0);
+	if (b->cfg.idle_timeout_ms > 0) {
+		struct timeval tv = { (time_t)(b->cfg.idle_timeout_ms / 1000),
+				      (suseconds_t)(b->cfg.idle_timeout_ms % 1000) * 1000 };
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+	}
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	LIST_INSERT_HEAD(&s->conns, c, link);
+	s->nconns++;
+	b->met.conns_accepted++;
+	b->met.conns_open = s->nconns;
+	log_msg(LOGL_DEBUG, "connection %s accepted", c->peer);
+}
+
+static void on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (!s->shutting_down)
+		evconnlistener_enable(s->lis);
+}
+
+static void on_accept_error(struct evconnlistener *lis, void *arg)
+{
+	struct server *s = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = { 0, ACCEPT_BACKOFF_MS * 1000 };
+
+	log_msg_errno(LOGL_WARN, err, "accept failed; pausing accepts for %d ms", ACCEPT_BACKOFF_MS);
+	s->b->met.conns_rejected++;
+	evconnlistener_disable(lis);
+	evtimer_add(s->backoff, &tv);
+}
+
+int srv_new(struct broker *b, struct server **out)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int rc;
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->b = b;
+	LIST_INIT(&s->conns);
+	LIST_INIT(&s->dead);
+	s->backoff = evtimer_new(b->base, on_backoff, s);
+	s->reaper = event_new(b->base, -1, 0, on_reap, s);
+	if (s->backoff == NULL || s->reaper == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = config_addr_resolve(b->cfg.listen, &ss, &sslen);
+	if (rc < 0)
+		goto fail;
+	s->lis = evconnlistener_new_bind(b->base, on_accept, s,
+					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+						 LEV_OPT_CLOSE_ON_EXEC,
+					 1024, (struct sockaddr *)&ss, (int)sslen);
+	if (s->lis == NULL) {
+		rc = -errno;
+		if (rc == 0)
+			rc = -EADDRNOTAVAIL;
+		log_msg_errno(LOGL_ERROR, rc, "cannot listen on %s", b->cfg.listen);
+		goto fail;
+	}
+	evconnlistener_set_error_cb(s->lis, on_accept_error);
+	*out = s;
+	return 0;
+fail:
+	srv_free(s);
+	return rc;
+}
+
+int srv_port(const struct server *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(evconnlistener_get_fd(s->lis), (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+void srv_shutdown(struct server *s, void (*done)(void *arg), void *arg)
+{
+	struct conn *c, *tmp;
+
+	s->shutting_down = true;
+	s->done = done;
+	s->done_arg = arg;
+	if (s->lis != NULL)
+		evconnlistener_disable(s->lis);
+	/* Waking answers a fetch, which may flush and close its connection:
+	 * restart the scan after each one. */
+	for (bool woke = true; woke;) {
+		woke = false;
+		LIST_FOREACH(c, &s->conns, link) {
+			struct req *r;
+			TAILQ_FOREACH(r, &c->reqs, link)
+				if (!r->done && r->waiter.armed) {
+					req_wake(r);
+					woke = true;
+					break;
+				}
+			if (woke)
+				break;
+		}
+	}
+	/* Each flush closes its connection once answered and written. */
+	for (c = LIST_FIRST(&s->conns); c != NULL; c = tmp) {
+		tmp = LIST_NEXT(c, link);
+		conn_flush(c);
+	}
+	srv_check_done(s);
+}
+
+void srv_free(struct server *s)
+{
+	struct conn *c;
+
+	if (s == NULL)
+		return;
+	while ((c = LIST_FIRST(&s->conns)) != NULL)
+		conn_close(c);
+	on_reap(-1, 0, s);
+	if (s->lis != NULL)
+		evconnlistener_free(s->lis);
+	if (s->backoff != NULL)
+		event_free(s->backoff);
+	if (s->reaper != NULL)
+		event_free(s->reaper);
+	free(s);
+}
