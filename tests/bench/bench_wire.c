@@ -45,7 +45,7 @@
 
 /* --- options ------------------------------------------------------------- */
 
-enum wb_mode { WB_PRODUCE, WB_CONSUME, WB_LATENCY, WB_E2E, WB_CREATE };
+enum wb_mode { WB_PRODUCE, WB_CONSUME, WB_LATENCY, WB_PING, WB_E2E, WB_CREATE };
 
 struct opts {
 	enum wb_mode mode;
@@ -1137,19 +1137,30 @@ static void *thread_main(void *arg)
 			int rc;
 
 			if (producing) {
-				produce_retire(t, c, now);
-				produce_fill(t, c, now);
-				if (opt.acks == BROKERD__ACKS__ACKS_NONE && !c->fenced &&
-				    atomic_load(&b->stop))
-					produce_fence(t, c, now);
+				/* Under acks=none a frame retires once written and no
+				 * response will wake us: refill until the socket is full
+				 * (then EPOLLOUT wakes us), bounded per pass. */
+				for (int pass = 0; pass < 64; pass++) {
+					uint64_t before = c->done;
+					produce_retire(t, c, now);
+					produce_fill(t, c, now);
+					if (opt.acks == BROKERD__ACKS__ACKS_NONE && !c->fenced &&
+					    atomic_load(&b->stop))
+						produce_fence(t, c, now);
+					rc = conn_flush(c);
+					if (rc < 0)
+						die("send: %s", strerror(-rc));
+					produce_retire(t, c, now);
+					if (c->done == before || c->sendpos < c->issued)
+						break;
+					now = now_ns();
+				}
 			} else {
 				consume_fill(t, c, now);
+				rc = conn_flush(c);
+				if (rc < 0)
+					die("send: %s", strerror(-rc));
 			}
-			rc = conn_flush(c);
-			if (rc < 0)
-				die("send: %s", strerror(-rc));
-			if (producing)
-				produce_retire(t, c, now);
 			conn_want_out(t, c, c->sendpos < c->issued);
 			if (!conn_idle(c) ||
 			    (producing && opt.acks == BROKERD__ACKS__ACKS_NONE && !c->fenced))
@@ -1293,13 +1304,13 @@ static int run_throughput(void)
 		if (behind > 0)
 			fprintf(stderr, "bench_wire: consume: time budget spent with %" PRId64
 				" records unread\n", behind);
-		printf("bench=wire mode=consume size=%" PRId32 " conns=%d threads=%d depth=%d"
+		printf("bench=wire mode=consume size=%.0f conns=%d threads=%d depth=%d"
 		       " partitions=%" PRIu32 " max_bytes=%" PRIu32 " fetches=%" PRIu64
 		       " wasted_fetches=%" PRIu64 " empty_fetches=%" PRIu64 " records=%" PRIu64
 		       " unread=%" PRId64 " seconds=%.3f records_per_s=%.0f MB_per_s=%.1f"
 		       " wire_MB_per_s=%.1f",
-		       opt.record_size, nconns, opt.threads, opt.depth, opt.partitions,
-		       opt.max_bytes, reqs, wasted, empty, records, behind, secs,
+		       records ? (double)vbytes / (double)records : 0.0, nconns, opt.threads,
+		       opt.depth, opt.partitions, opt.max_bytes, reqs, wasted, empty, records, behind, secs,
 		       (double)records / secs, (double)vbytes / secs / 1e6,
 		       (double)wbytes / secs / 1e6);
 	}
@@ -1318,7 +1329,9 @@ static int run_throughput(void)
 	return 0;
 }
 
-/* --- latency: one record per produce, one in flight, at a fixed rate --------- */
+/* --- latency: one record per produce, one in flight, at a fixed rate --------- *
+ * ping: the same schedule with ListOffsets (latest) instead of a produce: the
+ * broker's request round trip without the log, as Redis's PING is for XADD. */
 
 /* Sleep until `t` (monotonic ns). */
 static void sleep_until(uint64_t t)
@@ -1358,21 +1371,31 @@ static int run_latency(void)
 	for (i = 0; i < n; i++) {
 		Brokerd__Request req = BROKERD__REQUEST__INIT;
 		Brokerd__ProduceRequest pr = BROKERD__PRODUCE_REQUEST__INIT;
+		Brokerd__ListOffsetsRequest lo = BROKERD__LIST_OFFSETS_REQUEST__INIT;
 		Brokerd__Response *r;
 		uint64_t sched = t0 + i * period, now;
+		const char *what = opt.mode == WB_PING ? "list_offsets" : "produce";
 
 		sleep_until(sched);
-		pr.topic = (char *)opt.topic;
-		pr.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
-		pr.partition = (uint32_t)(i % opt.partitions);
-		pr.acks = opt.acks;
-		pr.records.data = batch;
-		pr.records.len = blen;
-		req.op_case = BROKERD__REQUEST__OP_PRODUCE;
-		req.produce = &pr;
-		r = conn_call(&c, &req, deadline, "produce");
+		if (opt.mode == WB_PING) {
+			lo.topic = (char *)opt.topic;
+			lo.partition = (uint32_t)(i % opt.partitions);
+			lo.timestamp = -1;
+			req.op_case = BROKERD__REQUEST__OP_LIST_OFFSETS;
+			req.list_offsets = &lo;
+		} else {
+			pr.topic = (char *)opt.topic;
+			pr.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
+			pr.partition = (uint32_t)(i % opt.partitions);
+			pr.acks = opt.acks;
+			pr.records.data = batch;
+			pr.records.len = blen;
+			req.op_case = BROKERD__REQUEST__OP_PRODUCE;
+			req.produce = &pr;
+		}
+		r = conn_call(&c, &req, deadline, what);
 		now = now_ns();
-		check_resp(r, "produce", -1);
+		check_resp(r, what, -1);
 		resp_free(&c, r);
 		/* From the scheduled send time: a stall shows in the samples after it. */
 		h_add(h, now - sched);
@@ -1382,10 +1405,14 @@ static int run_latency(void)
 		}
 	}
 	t_end = now_ns();
-	printf("bench=wire mode=latency size=%" PRId32 " acks=%s target_rate=%.0f records=%" PRIu64
-	       " achieved_rate=%.0f",
-	       opt.record_size, opt.acks == BROKERD__ACKS__ACKS_ALL ? "all" : "leader",
-	       opt.rate, i, (double)i / ((double)(t_end - t0) / 1e9));
+	if (opt.mode == WB_PING)
+		printf("bench=wire mode=ping target_rate=%.0f requests=%" PRIu64
+		       " achieved_rate=%.0f", opt.rate, i, (double)i / ((double)(t_end - t0) / 1e9));
+	else
+		printf("bench=wire mode=latency size=%" PRId32 " acks=%s target_rate=%.0f"
+		       " records=%" PRIu64 " achieved_rate=%.0f", opt.record_size,
+		       opt.acks == BROKERD__ACKS__ACKS_ALL ? "all" : "leader", opt.rate, i,
+		       (double)i / ((double)(t_end - t0) / 1e9));
 	h_print(h);
 	printf("\n");
 	fflush(stdout);
@@ -1603,7 +1630,7 @@ static int run_e2e(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: bench_wire MODE [options]\n"
+"usage: bench_wire produce|consume|latency|ping|e2e|create [options]\n"
 "Load generator for brokerd over its wire protocol.  Prints one line\n"
 "  bench=wire mode=MODE ... records_per_s=... MB_per_s=... p50_us=... p95_us=...\n"
 "  p99_us=... p999_us=... max_us=...\n"
@@ -1621,6 +1648,8 @@ static void usage(FILE *f)
 "            latency = fetch round trip\n"
 "  latency   one record per produce, one in flight, at --rate/s; latency from\n"
 "            the scheduled send time (no coordinated omission)\n"
+"  ping      as latency, with ListOffsets (latest) instead of a produce: the\n"
+"            broker's request round trip without the log\n"
 "  e2e       a producer at --rate/s (one record per request, acks read\n"
 "            asynchronously) stamps CLOCK_MONOTONIC ns in the value; a consumer\n"
 "            long-polls partition 0 from the latest offset (--max-wait-ms,\n"
@@ -1741,6 +1770,8 @@ static int parse_args(int argc, char **argv)
 		opt.mode = WB_CONSUME;
 	else if (strcmp(argv[1], "latency") == 0)
 		opt.mode = WB_LATENCY;
+	else if (strcmp(argv[1], "ping") == 0)
+		opt.mode = WB_PING;
 	else if (strcmp(argv[1], "e2e") == 0)
 		opt.mode = WB_E2E;
 	else if (strcmp(argv[1], "create") == 0)
@@ -1894,6 +1925,7 @@ int main(int argc, char **argv)
 	case WB_CONSUME:
 		return run_throughput();
 	case WB_LATENCY:
+	case WB_PING:
 		return run_latency();
 	case WB_E2E:
 		return run_e2e();
