@@ -1426,8 +1426,6 @@ static int run_latency(void)
 
 struct e2e {
 	uint64_t n;           /* records to produce */
-	atomic_uint_fast64_t produced;
-	atomic_bool producer_done;
 	uint64_t t0, deadline;
 	struct hist h;
 	uint64_t received;
@@ -1482,7 +1480,6 @@ static void *e2e_producer(void *arg)
 			rc = conn_flush(&c);
 			if (rc < 0)
 				die("e2e: send: %s", strerror(-rc));
-			atomic_store(&e->produced, i);
 			continue;
 		}
 		if (c.sendpos < c.issued) {
@@ -1518,7 +1515,6 @@ static void *e2e_producer(void *arg)
 			}
 		}
 	}
-	atomic_store(&e->producer_done, true);
 	conn_fini(&c);
 	return NULL;
 }
@@ -1535,8 +1531,6 @@ static int run_e2e(void)
 	if (opt.record_size < 8)
 		die("e2e needs --record-size >= 8 (the value carries the send time)");
 	e->n = rate_count();
-	atomic_init(&e->produced, 0);
-	atomic_init(&e->producer_done, false);
 	conn_init(&c, 1);
 	if (opt.create)
 		create_topic(&c, opt.topic, now_ns() + 30ull * 1000000000u);
