@@ -17,10 +17,19 @@
 #   PREALLOC_SIZE=64m     bytes per prealloc job (capped at 10 s each)
 #   BENCH_WARM=1          write+delete a scratch file before big jobs (see warm)
 #   BENCH_RUNS=2          rounds of parts 1-2 (median reported; ~55 s each)
+#   BENCH_PARTS=storage   "storage", "wire" (tests/bench/wire.sh: the network
+#                         benchmark beside Redis, ~5 min) or "storage wire"
 set -euo pipefail
 shopt -s inherit_errexit
 
 BUILD=${1:?usage: run.sh BUILD_DIR}
+BENCH_PARTS=${BENCH_PARTS:-storage}
+WIRE_SH=$(dirname "$0")/wire.sh
+case " $BENCH_PARTS " in
+*" storage "*) ;;
+*" wire "*) exec "$WIRE_SH" "$BUILD" ;;
+*) echo "run.sh: BENCH_PARTS='$BENCH_PARTS': expected storage and/or wire" >&2; exit 2 ;;
+esac
 BENCH_LOG=$BUILD/bench/bench_log
 FIO_SIZE=${FIO_SIZE:-1g}
 FIO_RUNTIME=${FIO_RUNTIME:-20}
@@ -278,3 +287,7 @@ fi
 
 echo
 echo "# done in $((SECONDS - T0)) s"
+
+case " $BENCH_PARTS " in
+*" wire "*) "$WIRE_SH" "$BUILD" ;;
+esac
