@@ -129,6 +129,7 @@ struct log_sync {
 	struct log *log;
 	struct cursor at;
 	int64_t t0_us;          /* submission time, for the latency histogram */
+	bool linked;            /* chained after a write: cancelled if it fails */
 };
 
 struct log_unlink {
@@ -430,10 +431,24 @@ static void on_sync(struct uring_op *op, int res)
 
 	l->ops--;
 	l->sync_inflight = false;
+	if (res == -ECANCELED && ls->linked) {
+		/* Its write failed or was short: on_write handles that, and
+		 * the rest is synced once written. */
+		maybe_sync(l);
+		return;
+	}
 	if (l->ctx->opts.fsync_hist != NULL)
 		hist_add(l->ctx->opts.fsync_hist, (uint64_t)(mono_us() - ls->t0_us));
 	if (res < 0) {
 		log_fail(l, res, "fdatasync");
+		return;
+	}
+	/* A failed log never advances; and a sync covers only what this loop
+	 * saw written (a linked sync's write completes first). */
+	if (l->error != 0)
+		return;
+	if (ls->at.off > l->written.off) {
+		maybe_sync(l);
 		return;
 	}
 	if (ls->at.off > ls->at.seg->synced_off) {
@@ -472,6 +487,7 @@ static void maybe_sync(struct log *l)
 	l->sync.log = l;
 	l->sync.at = l->written;
 	l->sync.t0_us = mono_us();
+	l->sync.linked = false;
 	l->sync_inflight = true;
 	l->sync_due = false;
 	l->unsynced_bytes = 0;
@@ -707,14 +723,40 @@ fail:
 
 static void on_write(struct uring_op *op, int res);
 
+static void on_sync(struct uring_op *op, int res);
+
+/* With flush.mode=always and nothing else in flight, the write's
+ * fdatasync is linked behind it in the same submission: the kernel starts
+ * it the moment the write completes, without a trip back through the loop
+ * (the latency of a lone acks=all produce).  Only then: an fdatasync linked
+ * to one write is not ordered after other writes in flight. */
+static bool link_sync(const struct log *l, const struct log_write *w)
+{
+	return flush_always(l) && l->nwrites == 0 && !l->sync_inflight && w->first == 0 &&
+	       uring_reserve(l->ctx->u, 2) == 0;
+}
+
 static int submit_write_sqe(struct log *l, struct log_write *w)
 {
+	bool link = link_sync(l, w);
 	struct io_uring_sqe *sqe = log_sqe(l, &w->op, on_write, "log.write");
 
 	if (sqe == NULL)
 		return -EBUSY;
 	io_uring_prep_writev(sqe, w->seg->fd, &w->iov[w->first],
 			     (unsigned)(w->niov - w->first), w->pos);
+	if (!link)
+		return 0;
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = log_sqe(l, &l->sync.op, on_sync, "log.fsync");
+	if (sqe == NULL) /* cannot happen after uring_reserve(2) */
+		return 0;
+	io_uring_prep_fsync(sqe, w->seg->fd, IORING_FSYNC_DATASYNC);
+	l->sync = (struct log_sync){ .op = l->sync.op, .log = l,
+				     .at = { w->seg, w->end_pos, w->end_offset },
+				     .t0_us = mono_us(), .linked = true };
+	l->sync_inflight = true;
+	l->sync_due = false;
 	return 0;
 }
 
