@@ -153,7 +153,7 @@ run: deps
 bench: deps-bench
 	$(MAKE) --no-print-directory SAN=0 bench-run
 
-bench-run: $(BENCHES)
+bench-run: $(BENCHES) $(BROKERD)
 	tests/bench/run.sh $(B)
 
 LIBDIR     ?= $(PREFIX)/lib

@@ -17,13 +17,13 @@
 #   PREALLOC_SIZE=64m     bytes per prealloc job (capped at 10 s each)
 #   BENCH_WARM=1          write+delete a scratch file before big jobs (see warm)
 #   BENCH_RUNS=2          rounds of parts 1-2 (median reported; ~55 s each)
-#   BENCH_PARTS=storage   "storage", "wire" (tests/bench/wire.sh: the network
-#                         benchmark beside Redis, ~5 min) or "storage wire"
+#   BENCH_PARTS="storage wire"  "storage", "wire" (tests/bench/wire.sh: the network
+#                         benchmark beside Redis, ~3 min) or both
 set -euo pipefail
 shopt -s inherit_errexit
 
 BUILD=${1:?usage: run.sh BUILD_DIR}
-BENCH_PARTS=${BENCH_PARTS:-storage}
+BENCH_PARTS=${BENCH_PARTS:-storage wire}
 WIRE_SH=$(dirname "$0")/wire.sh
 case " $BENCH_PARTS " in
 *" storage "*) ;;
