@@ -64,7 +64,8 @@ bool req_abandon(struct req *r);
 /* A waiting fetch answers now with what it has (shutdown). */
 void req_wake(struct req *r);
 
-/* The wire code for -errno `err` in the context of operation `op`. */
+/* The wire code for -errno `err` (handlers map the ambiguous ones, e.g.
+ * -ENOENT, themselves). */
 Brokerd__ErrorCode req_errcode(int err);
 
 #endif
