@@ -303,11 +303,11 @@ START_TEST(idle_timeout)
 }
 END_TEST
 
-/* BROKER BUG (see the report): when the idle timer fires in the loop turn
- * in which a request was answered (here a long poll whose max_wait_ms
- * equals idle.timeout.ms, so both timers expire together), the connection
- * is closed with the answer still in its output buffer: the client never
- * gets it.  Many connections, so that the coincidence happens. */
+/* When the idle timer fires in the loop turn in which a request was
+ * answered (here a long poll whose max_wait_ms equals idle.timeout.ms, so
+ * both timers expire together), the answer still in the output buffer must
+ * reach the client before the close.  Many connections, so that the
+ * coincidence happens. */
 START_TEST(idle_close_drops_answer)
 {
 	enum { N = 40, ROUNDS = 3 };

@@ -625,8 +625,9 @@ START_TEST(offset_out_of_range)
 }
 END_TEST
 
-/* BROKER BUG (see the report): a fetch of a partition the topic does not
- * have must get UNKNOWN_PARTITION and leave the broker serving. */
+/* A fetch of a partition the topic does not have gets UNKNOWN_PARTITION
+ * and leaves the broker serving (the answer once freed the request under
+ * the handler's feet). */
 START_TEST(fetch_unknown_partition)
 {
 	Brokerd__Response *r;
@@ -833,8 +834,8 @@ START_TEST(fetch_below_log_start)
 }
 END_TEST
 
-/* BROKER BUG (see the report): ProduceResponse.log_start_offset is
- * documented ("the response gives ... the log start offset") but always 0. */
+/* ProduceResponse.log_start_offset is the partition's current log start
+ * (docs/protocol.md), also once retention has moved it. */
 START_TEST(produce_reports_log_start)
 {
 	Brokerd__Response *r;

@@ -424,11 +424,11 @@ START_TEST(topic_delete_forgets_offsets)
 }
 END_TEST
 
-/* BROKER BUG (see the report): delete_topic answers before the topic's
- * offsets are forgotten (their tombstones apply only once durable), so a
- * client that deletes and re-creates a topic and then asks for its group's
- * offsets gets the old topic's offsets for the new, empty topic.  The three
- * requests are pipelined, so the broker handles them in one read. */
+/* delete_topic forgets the topic's offsets at once, not when their
+ * tombstones become durable: a client that deletes and re-creates a topic
+ * and then asks for its group's offsets must not get the old topic's
+ * offsets for the new, empty topic.  The three requests are pipelined, so
+ * the broker handles them in one read. */
 START_TEST(topic_delete_offsets_gone_at_once)
 {
 	int fd = tc_connect(b.port);
@@ -478,6 +478,41 @@ START_TEST(topic_delete_offsets_gone_at_once)
 			      (long long)co->high_watermark);
 	}
 	tc_free(r);
+	close(fd);
+}
+END_TEST
+
+
+/* A topic that vanished while the broker was down, as when a delete's
+ * tombstones never became durable (simulated by removing its files and
+ * letting start-up adopt the rest): its offsets are forgotten at start-up,
+ * before anyone can re-create the topic. */
+START_TEST(offsets_of_vanished_topic_purged_at_start)
+{
+	int fd = tc_connect(b.port);
+	struct commit cm = { .n = 0 };
+	Brokerd__Response *r;
+	char cmd[4200];
+
+	make_topic(fd, "keep", 1);
+	make_topic(fd, "gone", 1);
+	add(&cm, "keep", 0, 1, "k");
+	add(&cm, "gone", 0, 2, "g");
+	commit_ok(fd, "g", &cm);
+	close(fd);
+	ck_assert_int_eq(tb_stop(&b), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/data/topics.meta' '%s/data/gone-0'", b.dir, b.dir);
+	ck_assert_int_eq(system(cmd), 0);
+	tb_start(&b);
+	ck_assert(tb_log_contains(&b, "forgetting the committed offsets of deleted topic 'gone'"));
+	fd = tc_connect(b.port);
+	r = tc_fetch_offsets(fd, "g", NULL, 0);
+	TC_OK(r);
+	ck_assert_uint_eq(r->fetch_offsets->n_offsets, 1);
+	ck_assert_str_eq(r->fetch_offsets->offsets[0]->topic, "keep");
+	tc_free(r);
+	make_topic(fd, "gone", 1);
+	expect_committed(fd, "g", "gone", 0, -1, NULL);
 	close(fd);
 }
 END_TEST
@@ -579,6 +614,7 @@ Suite *groups_suite(void)
 	tcase_add_test(tc, topic_delete_forgets_offsets);
 	tcase_add_test(tc, topic_delete_offsets_gone_at_once);
 	tcase_add_test(tc, offsets_survive_restart_and_kill9);
+	tcase_add_test(tc, offsets_of_vanished_topic_purged_at_start);
 	suite_add_tcase(s, tc);
 	return s;
 }
