@@ -37,6 +37,7 @@
  */
 #include "broker/log.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <endian.h>
 #include <event2/event.h>
@@ -61,6 +62,17 @@
 #define LOG_WRITE_DEPTH   8          /* positional writes in flight per log */
 #define LOG_WRITE_MAX_IOV 1024
 #define LOG_WRITE_MAX     (8u << 20) /* bytes per write */
+/* Zero-ahead: while a flush.mode=always|interval log is idle, the active
+ * segment is extended with zeros in chunks of LOG_ZERO_CHUNK once fewer
+ * than LOG_ZERO_LOW bytes of zeros are left past its end.  Appends then
+ * overwrite allocated blocks of a file whose size does not change, and an
+ * fdatasync need not write the inode: ~120 instead of ~200 us per commit
+ * on this disk (docs/storage.md).  The zeros past the end are cut off when
+ * the segment is sealed or the log closed, and a crash leaves them as a
+ * torn tail that recovery cuts. */
+#define LOG_ZERO_CHUNK    (1u << 20)
+#define LOG_ZERO_LOW      (512u << 10)
+#define LOG_ZERO_BUF      (256u << 10)
 #define CKPT_NAME         "checkpoint"
 #define CKPT_MAGIC        0x50434b42u /* "BKCP" */
 #define CKPT_SLOT_SIZE    64
@@ -158,6 +170,13 @@ struct log {
 	bool sync_due;         /* flush.interval.ms elapsed: sync what is written */
 	struct event *interval_ev;
 	bool seal_inflight;
+	/* zero-ahead of the active segment (see LOG_ZERO_CHUNK) */
+	struct uring_op zero_op;
+	struct segment *zero_seg;  /* segment of the zero write in flight */
+	uint64_t zero_from, zero_to; /* its range; zero_seg NULL: none */
+	uint64_t file_end;         /* active segment: end of everything written
+	                              or being written (data or zeros) */
+	bool zero_failed;          /* a zero write failed: none more this segment */
 	bool ckpt_inflight;
 	uint64_t ckpt_seq;
 	int64_t ckpt_off;      /* offset of the last completed checkpoint */
@@ -423,6 +442,7 @@ static void advance_durable(struct log *l)
 
 static void maybe_sync(struct log *l);
 static void maybe_seal(struct log *l);
+static void maybe_zero(struct log *l);
 
 static void on_sync(struct uring_op *op, int res)
 {
@@ -457,6 +477,7 @@ static void on_sync(struct uring_op *op, int res)
 	}
 	advance_durable(l);
 	maybe_sync(l);
+	maybe_zero(l);
 }
 
 /* Submit one fdatasync covering everything written, if anyone needs it. */
@@ -683,8 +704,19 @@ static void maybe_seal(struct log *l)
 			break;
 		}
 	}
-	if (s == NULL || l->written.off < s->next_offset)
+	if (s == NULL || l->written.off < s->next_offset || l->zero_seg == s)
 		return;
+	/* Cut the zero-ahead tail; the seal's fdatasync makes the new size
+	 * durable before the index says "sealed".  A metadata-only call, the
+	 * one synchronous file operation after start-up (liburing 2.3 has no
+	 * ftruncate op). */
+	if (s->zero_tail) {
+		if (ftruncate(s->fd, (off_t)s->size) < 0) {
+			log_fail(l, -errno, "segment truncate");
+			return;
+		}
+		s->zero_tail = false;
+	}
 	struct log_chain *ch = chain_new(l, s);
 	if (ch == NULL) {
 		log_fail(l, -ENOMEM, "segment seal");
@@ -722,6 +754,57 @@ fail:
 /* --- writes ------------------------------------------------------------------- */
 
 static void on_write(struct uring_op *op, int res);
+
+/* Source of zero-ahead writes: never written, so it stays the kernel's
+ * shared zero page and costs no memory. */
+static uint8_t zeros[LOG_ZERO_CHUNK];
+
+static void maybe_seal(struct log *l);
+
+static void on_zero(struct uring_op *op, int res)
+{
+	struct log *l = container_of(op, struct log, zero_op);
+
+	l->ops--;
+	if (res != (int)(l->zero_to - l->zero_from)) {
+		/* Nothing depends on the zeros: note how far the file may now
+		 * reach and stop zeroing this segment (the appends will meet any
+		 * real disk trouble themselves). */
+		if (res > 0 && l->zero_seg == active(l))
+			l->file_end = l->zero_from + (uint64_t)res;
+		l->zero_seg->zero_tail = true;
+		l->zero_failed = true;
+		log_msg_errno(LOGL_DEBUG, res < 0 ? res : -EIO, "%s: zero-ahead stopped", l->dir);
+	}
+	l->zero_seg = NULL;
+	maybe_seal(l); /* a rolled segment waits for its zeros */
+	if (!TAILQ_EMPTY(&l->pending))
+		uring_defer(l->ctx->u, &l->flush_defer);
+}
+
+/* Extend the active segment with zeros while the log is idle (see
+ * LOG_ZERO_CHUNK).  Only past every byte written or being written, and
+ * start_write holds back appends that would overlap the range in flight. */
+static void maybe_zero(struct log *l)
+{
+	struct segment *s = active(l);
+	struct io_uring_sqe *sqe;
+
+	if (l->error != 0 || l->zero_seg != NULL || l->zero_failed || l->nwrites > 0 ||
+	    !TAILQ_EMPTY(&l->pending) || l->cfg.flush_mode == LOG_FLUSH_OS || s->hdr_pending ||
+	    l->file_end - s->size >= LOG_ZERO_LOW ||
+	    l->file_end + LOG_ZERO_CHUNK > (uint64_t)l->cfg.segment_bytes)
+		return;
+	sqe = log_sqe(l, &l->zero_op, on_zero, "log.zero");
+	if (sqe == NULL)
+		return;
+	io_uring_prep_write(sqe, s->fd, zeros, LOG_ZERO_CHUNK, l->file_end);
+	l->zero_seg = s;
+	l->zero_from = l->file_end;
+	l->zero_to = l->file_end + LOG_ZERO_CHUNK;
+	l->file_end = l->zero_to;
+	s->zero_tail = true;
+}
 
 static void on_sync(struct uring_op *op, int res);
 
@@ -774,6 +857,9 @@ static int start_write(struct log *l)
 		n++;
 		bytes += x->len;
 	}
+	/* Never race a zero-ahead write over the same bytes: wait for it. */
+	if (l->zero_seg == s && a->pos + bytes > l->zero_from)
+		return -EBUSY;
 	w = calloc(1, sizeof(*w) + (size_t)(n + 1) * sizeof(struct iovec));
 	if (w == NULL)
 		return -ENOMEM;
@@ -808,6 +894,8 @@ static int start_write(struct log *l)
 	s->hdr_pending = false;
 	TAILQ_INSERT_TAIL(&l->writes, w, link);
 	l->nwrites++;
+	if (s == active(l) && w->end_pos > l->file_end)
+		l->file_end = w->end_pos;
 	return 0;
 }
 
@@ -897,6 +985,8 @@ static void on_write(struct uring_op *op, int res)
 		}
 		return;
 	}
+	/* start_write never lets a write race a zero-ahead write */
+	assert(l->zero_seg != w->seg || w->end_pos <= l->zero_from);
 	w->done = true;
 	advance_written(l);
 	maybe_seal(l);
@@ -904,6 +994,8 @@ static void on_write(struct uring_op *op, int res)
 	maybe_sync(l);
 	if (!TAILQ_EMPTY(&l->pending))
 		uring_defer(l->ctx->u, &l->flush_defer);
+	else
+		maybe_zero(l);
 }
 
 /* --- appending ------------------------------------------------------------------ */
@@ -941,6 +1033,8 @@ static int roll(struct log *l)
 	}
 	old->sealed = true;
 	l->ctx->nopen++; /* its fd now counts against the cache bound */
+	l->file_end = 0;
+	l->zero_failed = false;
 	maybe_seal(l);
 	return 0;
 }
@@ -1869,6 +1963,26 @@ static int open_files(struct log *l)
 	return 0;
 }
 
+/* 1 if [pos, pos + len) of fd reads as zeros: the zero-ahead a crash left
+ * (start-up path, blocking). */
+static bool all_zero(int fd, uint64_t pos, uint64_t len)
+{
+	uint8_t buf[64 << 10];
+
+	while (len > 0) {
+		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		ssize_t got = pread(fd, buf, n, (off_t)pos);
+		if (got <= 0)
+			return false;
+		for (ssize_t i = 0; i < got; i++)
+			if (buf[i] != 0)
+				return false;
+		pos += (uint64_t)got;
+		len -= (uint64_t)got;
+	}
+	return true;
+}
+
 /* Scan segments [k, n) from (pos, off) in segment k; truncate a torn tail
  * of the last one; record corruption in the others and save their index. */
 static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
@@ -1911,9 +2025,14 @@ static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
 			last = true;
 		}
 		if (r.torn_bytes > 0 && last) {
-			log_msg(LOGL_WARN, "%s: truncating torn tail of %s: %" PRIu64
-				" bytes cut at position %" PRIu64 " (offset %" PRId64 ")",
-				l->dir, name, r.torn_bytes, r.torn_pos, s->next_offset);
+			if (all_zero(s->fd, r.torn_pos, r.torn_bytes))
+				log_msg(LOGL_INFO, "%s: cutting %" PRIu64 " bytes of zero-ahead "
+					"from %s at position %" PRIu64, l->dir, r.torn_bytes, name,
+					r.torn_pos);
+			else
+				log_msg(LOGL_WARN, "%s: truncating torn tail of %s: %" PRIu64
+					" bytes cut at position %" PRIu64 " (offset %" PRId64 ")",
+					l->dir, name, r.torn_bytes, r.torn_pos, s->next_offset);
 			if (ftruncate(s->fd, (off_t)r.torn_pos) < 0)
 				return -errno;
 		} else if (r.torn_bytes > 0) {
@@ -2084,6 +2203,7 @@ int log_open(struct log_ctx *ctx, const char *dir, const struct log_config *cfg,
 	s->index_ready = true;
 	s->created_mono = mono_ms(l);
 	l->end = s->next_offset;
+	l->file_end = s->size;
 	l->written = l->durable = l->hw = (struct cursor){ s, s->size, l->end };
 	*out = l;
 	return 0;
@@ -2141,6 +2261,11 @@ int log_close(struct log *l)
 		if (!l->seal_inflight)
 			break;
 		rc = drain(l);
+	}
+	if (rc == 0 && l->error == 0 && active(l)->zero_tail) {
+		if (ftruncate(active(l)->fd, (off_t)active(l)->size) < 0)
+			rc = -errno;
+		active(l)->zero_tail = false;
 	}
 	if (rc == 0 && l->error == 0) {
 		rc = ckpt_start(l, CKPT_CLEAN);

@@ -53,6 +53,7 @@ struct segment {
 	bool hdr_pending;       /* file header not yet written (new segment) */
 	bool seal_done;         /* sealed, fsynced, index files durable */
 	bool created_durable;   /* the directory entry naming it is durable */
+	bool zero_tail;         /* zero-ahead extended the file past size */
 	uint64_t synced_pos;    /* fdatasync covered [0, synced_pos) ... */
 	int64_t synced_off;     /* ... i.e. offsets below synced_off */
 	struct seg_index idx;

@@ -1812,6 +1812,144 @@ START_TEST(test_fd_cache_two_logs)
 }
 END_TEST
 
+
+/* --- zero-ahead ------------------------------------------------------------ */
+
+static int64_t seg_file_size(const struct lt *t, int64_t base)
+{
+	char path[LT_PATH_MAX];
+
+	lt_seg_path(t, path, base, ".log");
+	return lt_file_size(path);
+}
+
+/* An idle flush.mode=always log extends its active segment with zeros;
+ * reads never see them and a clean close cuts them off. */
+START_TEST(test_zero_ahead_close)
+{
+	struct lt t;
+	int64_t end, logical;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 16 << 20; /* room for zero-ahead */
+	lt_open(&t);
+	fill(&t, 20, 5, TS0);
+	lt_settle(&t);
+	logical = (int64_t)log_size_bytes(t.log);
+	ck_assert_int_ge(seg_file_size(&t, 0), logical + (512 << 10));
+	end = log_end_offset(t.log);
+	expect_readable(&t, 0, end);
+	lt_close(&t);
+	ck_assert_int_eq(seg_file_size(&t, 0), logical);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	fill(&t, 5, 5, TS0 + 10000);
+	expect_readable(&t, 0, log_end_offset(t.log));
+	lt_fini(&t);
+}
+END_TEST
+
+/* A crash leaves the zeros as a torn tail: recovery cuts exactly them and
+ * appends go on at the right offset. */
+START_TEST(test_zero_ahead_crash)
+{
+	struct lt t;
+	int64_t end, logical;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 16 << 20; /* room for zero-ahead */
+	lt_open(&t);
+	fill(&t, 20, 5, TS0);
+	lt_settle(&t);
+	logical = (int64_t)log_size_bytes(t.log);
+	end = log_end_offset(t.log);
+	ck_assert_int_gt(seg_file_size(&t, 0), logical);
+	lt_crash(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	ck_assert_int_eq(seg_file_size(&t, 0), logical);
+	lt_append_sync(&t, 3, TS0 + 5000);
+	ck_assert_int_eq(log_end_offset(t.log), end + 3);
+	expect_readable(&t, 0, end + 3);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A segment rolled with zeros past its data (segment.ms) is cut back to its
+ * last batch before it is sealed: after a crash it is neither corrupt nor
+ * short. */
+START_TEST(test_zero_ahead_roll)
+{
+	struct lt t;
+	int64_t bases[4], end, logical;
+	char path[LT_PATH_MAX];
+	uint8_t tail[64], zero[64] = { 0 };
+	int fd;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 16 << 20; /* room for zero-ahead */
+	t.cfg.segment_ms = 1000;
+	lt_open(&t);
+	fill(&t, 20, 5, TS0);
+	lt_settle(&t);
+	logical = (int64_t)log_size_bytes(t.log);
+	ck_assert_int_gt(seg_file_size(&t, 0), logical); /* zeros past the data */
+	t.mono += 1000;
+	lt_append_sync(&t, 2, TS0 + 5000); /* rolls */
+	lt_settle(&t);
+	ck_assert_int_eq(lt_seg_bases(&t, bases, 4), 2);
+	ck_assert_int_eq(seg_file_size(&t, bases[0]), logical);
+	lt_seg_path(&t, path, bases[0], ".log");
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, tail, sizeof(tail), logical - 64), 64);
+	close(fd);
+	ck_assert_msg(memcmp(tail, zero, sizeof(tail)) != 0, "sealed segment ends in zeros");
+	end = log_end_offset(t.log);
+	lt_crash(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_readable(&t, 0, end);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Appends that reach into a zero-ahead write still in flight wait for it:
+ * the zeros never land on data (acks=leader answers at the write, so the
+ * next append comes while the zeros the write triggered are in flight). */
+START_TEST(test_zero_ahead_waits)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 64 << 20; /* room for zero-ahead */
+	lt_open(&t);
+	for (int i = 0; i < 40; i++) {
+		lt_append(&t, 3000, TS0 + i, LOG_ACKS_LEADER);
+		lt_wait_ok(&t);
+	}
+	lt_settle(&t);
+	expect_readable(&t, 0, log_end_offset(t.log));
+	lt_fini(&t);
+}
+END_TEST
+
+/* flush.mode=os never zero-fills: there is no fdatasync to make cheaper. */
+START_TEST(test_zero_ahead_not_for_os)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 16 << 20; /* room for zero-ahead */
+	t.cfg.flush_mode = LOG_FLUSH_OS;
+	lt_open(&t);
+	fill(&t, 20, 5, TS0);
+	lt_settle(&t);
+	ck_assert_int_eq(seg_file_size(&t, 0), (int64_t)log_size_bytes(t.log));
+	lt_fini(&t);
+}
+END_TEST
+
 Suite *log_suite(void)
 {
 	Suite *s = suite_create("log");
@@ -1890,6 +2028,14 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_fsync_error);
 	tcase_add_test(tc, test_write_error);
 	tcase_add_test(tc, test_write_error_two_writes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("zero-ahead");
+	tcase_add_test(tc, test_zero_ahead_close);
+	tcase_add_test(tc, test_zero_ahead_crash);
+	tcase_add_test(tc, test_zero_ahead_roll);
+	tcase_add_test(tc, test_zero_ahead_waits);
+	tcase_add_test(tc, test_zero_ahead_not_for_os);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("index");
