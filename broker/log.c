@@ -70,9 +70,8 @@
  * on this disk (docs/storage.md).  The zeros past the end are cut off when
  * the segment is sealed or the log closed, and a crash leaves them as a
  * torn tail that recovery cuts. */
-#define LOG_ZERO_CHUNK    (1u << 20)
-#define LOG_ZERO_LOW      (512u << 10)
-#define LOG_ZERO_BUF      (256u << 10)
+#define LOG_ZERO_CHUNK    (256u << 10)
+#define LOG_ZERO_LOW      (128u << 10)
 #define CKPT_NAME         "checkpoint"
 #define CKPT_MAGIC        0x50434b42u /* "BKCP" */
 #define CKPT_SLOT_SIZE    64

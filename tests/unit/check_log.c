@@ -37,6 +37,19 @@ struct tab {
 static struct tab tab;
 
 /* Fill `tab` from the segment files (walking batch headers). */
+/* Size of the batch at `pos` of a .log file, from its length field. */
+static uint64_t batch_len(const char *path, uint64_t pos)
+{
+	uint8_t h[BATCH_LENGTH_END];
+	int fd = open(path, O_RDONLY);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, h, sizeof(h), (off_t)pos), (ssize_t)sizeof(h));
+	close(fd);
+	return BATCH_LENGTH_END + ((uint64_t)h[8] | (uint64_t)h[9] << 8 | (uint64_t)h[10] << 16 |
+				   (uint64_t)h[11] << 24);
+}
+
 static void tab_build(const struct lt *t)
 {
 	memset(&tab, 0, sizeof(tab));
@@ -49,7 +62,9 @@ static void tab_build(const struct lt *t)
 		k = lt_batches(path, tab.pos + tab.n, tab.base + tab.n, MAX_BATCHES - tab.n);
 		ck_assert_int_le(tab.n + k, MAX_BATCHES);
 		for (int i = tab.n; i < tab.n + k; i++) {
-			uint64_t end = i + 1 < tab.n + k ? tab.pos[i + 1] : (uint64_t)lt_file_size(path);
+			/* The last batch ends where its length says: zero-ahead may
+			 * leave zeros after it. */
+			uint64_t end = i + 1 < tab.n + k ? tab.pos[i + 1] : tab.pos[i] + batch_len(path, tab.pos[i]);
 			tab.size[i] = end - tab.pos[i];
 			tab.seg[i] = s;
 		}
@@ -887,7 +902,7 @@ START_TEST(test_recover_corrupt_middle)
 	bad_base = tab.base[k];
 	bad_next = tab.base[k + 1];
 	lt_seg_path(&t, path, seg_base, ".log");
-	size = lt_file_size(path);
+	size = (int64_t)(tab.pos[tab.n - 1] + tab.size[tab.n - 1]); /* data; zeros may follow */
 	lt_flip(path, tab.pos[k] + 70, 0x04); /* inside the first record */
 	lt_open(&t);
 	ck_assert_int_eq(lt_file_size(path), size);
@@ -903,7 +918,7 @@ START_TEST(test_recover_corrupt_middle)
 	ck_assert_int_eq(lt_append_sync(&t, 2, TS0)->a.base_offset, end);
 	expect_readable(&t, bad_next, end + 2);
 	expect_read_err(&t, bad_base, -EUCLEAN);
-	ck_assert_int_eq(lt_file_size(path), size + (int64_t)t.apps[t.napps - 1]->a.len);
+	ck_assert_int_eq((int64_t)log_size_bytes(t.log), size + (int64_t)t.apps[t.napps - 1]->a.len);
 	lt_fini(&t);
 }
 END_TEST
@@ -1836,7 +1851,7 @@ START_TEST(test_zero_ahead_close)
 	fill(&t, 20, 5, TS0);
 	lt_settle(&t);
 	logical = (int64_t)log_size_bytes(t.log);
-	ck_assert_int_ge(seg_file_size(&t, 0), logical + (512 << 10));
+	ck_assert_int_ge(seg_file_size(&t, 0), logical + (128 << 10));
 	end = log_end_offset(t.log);
 	expect_readable(&t, 0, end);
 	lt_close(&t);
