@@ -58,6 +58,7 @@
 #include "broker/segment.h"
 #include "broker/uring.h"
 #include "proto/batch.h"
+#include "proto/le.h"
 
 #define LOG_WRITE_DEPTH   8          /* positional writes in flight per log */
 #define LOG_WRITE_MAX_IOV 1024
@@ -1471,61 +1472,35 @@ struct ckpt {
 	uint32_t noff, ntime;
 };
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
 static void ckpt_encode(uint8_t out[CKPT_SLOT_SIZE], const struct ckpt *c)
 {
 	memset(out, 0, CKPT_SLOT_SIZE);
-	put32(out, CKPT_MAGIC);
+	put_le32(out, CKPT_MAGIC);
 	out[4] = 1; /* version, u16 LE */
 	out[6] = (uint8_t)c->flags;
-	put64(out + 8, c->seq);
-	put64(out + 16, (uint64_t)c->base);
-	put64(out + 24, c->pos);
-	put64(out + 32, (uint64_t)c->next);
-	put64(out + 40, (uint64_t)c->max_ts);
-	put32(out + 48, c->noff);
-	put32(out + 52, c->ntime);
-	put32(out + 60, batch_crc32c(0, out, 60));
+	put_le64(out + 8, c->seq);
+	put_le64(out + 16, (uint64_t)c->base);
+	put_le64(out + 24, c->pos);
+	put_le64(out + 32, (uint64_t)c->next);
+	put_le64(out + 40, (uint64_t)c->max_ts);
+	put_le32(out + 48, c->noff);
+	put_le32(out + 52, c->ntime);
+	put_le32(out + 60, batch_crc32c(0, out, 60));
 }
 
 static int ckpt_decode(const uint8_t *in, struct ckpt *c)
 {
-	if (get32(in) != CKPT_MAGIC || in[4] != 1 || in[5] != 0 ||
-	    get32(in + 60) != batch_crc32c(0, in, 60))
+	if (get_le32(in) != CKPT_MAGIC || in[4] != 1 || in[5] != 0 ||
+	    get_le32(in + 60) != batch_crc32c(0, in, 60))
 		return -EUCLEAN;
 	c->flags = (uint16_t)(in[6] | in[7] << 8);
-	c->seq = get64(in + 8);
-	c->base = (int64_t)get64(in + 16);
-	c->pos = get64(in + 24);
-	c->next = (int64_t)get64(in + 32);
-	c->max_ts = (int64_t)get64(in + 40);
-	c->noff = get32(in + 48);
-	c->ntime = get32(in + 52);
+	c->seq = get_le64(in + 8);
+	c->base = (int64_t)get_le64(in + 16);
+	c->pos = get_le64(in + 24);
+	c->next = (int64_t)get_le64(in + 32);
+	c->max_ts = (int64_t)get_le64(in + 40);
+	c->noff = get_le32(in + 48);
+	c->ntime = get_le32(in + 52);
 	return 0;
 }
 

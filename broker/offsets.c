@@ -66,6 +66,7 @@
 #include "broker/logging.h"
 #include "broker/uring.h"
 #include "proto/batch.h"
+#include "proto/le.h"
 
 #define OFS_DIR_NAME       "__consumer_offsets"
 #define OFS_SNAP_NAME      "snapshot"
@@ -183,50 +184,6 @@ static char *xmemdup(const void *s, size_t len)
 	memcpy(p, s, len);
 	p[len] = '\0';
 	return p;
-}
-
-/* --- bytes ----------------------------------------------------------------- */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
 }
 
 static int64_t wall_ms(void)
@@ -572,11 +529,11 @@ static size_t key_encode(uint8_t *p, const char *group, size_t glen, const char 
 			 size_t tlen, uint32_t partition)
 {
 	p[0] = OFS_KEY_VERSION;
-	put16(p + 1, (uint16_t)glen);
+	put_le16(p + 1, (uint16_t)glen);
 	memcpy(p + 3, group, glen);
-	put16(p + 3 + glen, (uint16_t)tlen);
+	put_le16(p + 3 + glen, (uint16_t)tlen);
 	memcpy(p + 5 + glen, topic, tlen);
-	put32(p + 5 + glen + tlen, partition);
+	put_le32(p + 5 + glen + tlen, partition);
 	return OFS_KEY_FIXED + glen + tlen;
 }
 
@@ -584,9 +541,9 @@ static size_t value_encode(uint8_t *p, int64_t offset, int64_t time_ms, const ch
 			   size_t meta_len)
 {
 	p[0] = OFS_VALUE_VERSION;
-	put64(p + 1, (uint64_t)offset);
-	put64(p + 9, (uint64_t)time_ms);
-	put16(p + 17, (uint16_t)meta_len);
+	put_le64(p + 1, (uint64_t)offset);
+	put_le64(p + 9, (uint64_t)time_ms);
+	put_le16(p + 17, (uint16_t)meta_len);
 	if (meta_len > 0)
 		memcpy(p + 19, meta, meta_len);
 	return OFS_VALUE_FIXED + meta_len;
@@ -603,18 +560,18 @@ static int apply_record(struct offsets *o, const struct batch_record *r, const c
 		*why = klen < OFS_KEY_FIXED ? "short key" : "unknown key version";
 		return -EINVAL;
 	}
-	glen = get16(k + 1);
+	glen = get_le16(k + 1);
 	if (OFS_KEY_FIXED + glen > klen || !name_ok(k + 3, glen, OFS_GROUP_MAX)) {
 		*why = "bad group name in key";
 		return -EINVAL;
 	}
-	tlen = get16(k + 3 + glen);
+	tlen = get_le16(k + 3 + glen);
 	if (OFS_KEY_FIXED + glen + tlen != klen || !name_ok(k + 5 + glen, tlen, OFS_TOPIC_LEN_MAX)) {
 		*why = "bad topic name in key";
 		return -EINVAL;
 	}
 	const char *group = (const char *)k + 3, *topic = (const char *)k + 5 + glen;
-	uint32_t partition = get32(k + 5 + glen + tlen);
+	uint32_t partition = get_le32(k + 5 + glen + tlen);
 	if (v == NULL) { /* tombstone */
 		table_del(o, group, glen, topic, tlen, partition);
 		return 0;
@@ -624,8 +581,8 @@ static int apply_record(struct offsets *o, const struct batch_record *r, const c
 		*why = vlen < OFS_VALUE_FIXED ? "short value" : "unknown value version";
 		return -EINVAL;
 	}
-	int64_t offset = (int64_t)get64(v + 1), time_ms = (int64_t)get64(v + 9);
-	size_t mlen = get16(v + 17);
+	int64_t offset = (int64_t)get_le64(v + 1), time_ms = (int64_t)get_le64(v + 9);
+	size_t mlen = get_le16(v + 17);
 	if (offset < 0 || mlen > OFS_METADATA_MAX || OFS_VALUE_FIXED + mlen != vlen ||
 	    memchr(v + OFS_VALUE_FIXED, '\0', mlen) != NULL) {
 		*why = "bad value";
@@ -976,30 +933,30 @@ static uint8_t *snap_encode(const struct offsets *o, int64_t covered, size_t *le
 	}
 	buf = xmalloc(len);
 	memset(buf, 0, SNAP_HEADER_SIZE);
-	put32(buf, SNAP_MAGIC);
-	put16(buf + 4, SNAP_VERSION);
-	put64(buf + 8, (uint64_t)covered);
-	put32(buf + 16, (uint32_t)ng);
-	put64(buf + 24, (uint64_t)o->nentries);
+	put_le32(buf, SNAP_MAGIC);
+	put_le16(buf + 4, SNAP_VERSION);
+	put_le64(buf + 8, (uint64_t)covered);
+	put_le32(buf + 16, (uint32_t)ng);
+	put_le64(buf + 24, (uint64_t)o->nentries);
 	p = SNAP_HEADER_SIZE;
 	for (size_t i = 0; i < ng; i++) {
 		const struct group *g = v[i];
-		put16(buf + p, (uint16_t)g->len);
+		put_le16(buf + p, (uint16_t)g->len);
 		memcpy(buf + p + 2, g->name, g->len);
-		put32(buf + p + 2 + g->len, (uint32_t)g->ntp);
+		put_le32(buf + p + 2 + g->len, (uint32_t)g->ntp);
 		p += SNAP_GROUP_FIXED + g->len;
 		for (size_t k = 0; k < g->ntp; k++) {
 			const struct tp *t = g->tps[k];
-			put16(buf + p, (uint16_t)t->len);
+			put_le16(buf + p, (uint16_t)t->len);
 			memcpy(buf + p + 2, t->name, t->len);
-			put32(buf + p + 2 + t->len, (uint32_t)t->n);
+			put_le32(buf + p + 2 + t->len, (uint32_t)t->n);
 			p += SNAP_TOPIC_FIXED + t->len;
 			for (size_t j = 0; j < t->n; j++) {
 				const struct part *pt = &t->parts[j];
-				put32(buf + p, pt->partition);
-				put64(buf + p + 4, (uint64_t)pt->offset);
-				put64(buf + p + 12, (uint64_t)pt->time_ms);
-				put16(buf + p + 20, pt->meta_len);
+				put_le32(buf + p, pt->partition);
+				put_le64(buf + p + 4, (uint64_t)pt->offset);
+				put_le64(buf + p + 12, (uint64_t)pt->time_ms);
+				put_le16(buf + p + 20, pt->meta_len);
 				if (pt->meta_len > 0)
 					memcpy(buf + p + SNAP_PART_FIXED, pt->meta, pt->meta_len);
 				p += SNAP_PART_FIXED + pt->meta_len;
@@ -1007,7 +964,7 @@ static uint8_t *snap_encode(const struct offsets *o, int64_t covered, size_t *le
 		}
 	}
 	assert(p + SNAP_CRC_SIZE == len);
-	put32(buf + p, batch_crc32c(0, buf, p));
+	put_le32(buf + p, batch_crc32c(0, buf, p));
 	free(v);
 	*len_out = len;
 	return buf;
@@ -1040,7 +997,7 @@ static const char *rd_name(struct rd *r, size_t max, size_t *len, const char *wh
 
 	if (p == NULL)
 		return NULL;
-	*len = get16(p);
+	*len = get_le16(p);
 	p = rd_take(r, *len, what);
 	if (p != NULL && !name_ok(p, *len, max)) {
 		r->why = what;
@@ -1061,22 +1018,22 @@ static int snap_parse(struct offsets *o, const uint8_t *buf, size_t len, int64_t
 		*why = "file too short";
 		return -EUCLEAN;
 	}
-	if (get32(buf) != SNAP_MAGIC) {
+	if (get_le32(buf) != SNAP_MAGIC) {
 		*why = "bad magic";
 		return -EUCLEAN;
 	}
-	if (get32(buf + len - SNAP_CRC_SIZE) != batch_crc32c(0, buf, len - SNAP_CRC_SIZE)) {
+	if (get_le32(buf + len - SNAP_CRC_SIZE) != batch_crc32c(0, buf, len - SNAP_CRC_SIZE)) {
 		*why = "CRC mismatch";
 		return -EUCLEAN;
 	}
-	if (get16(buf + 4) != SNAP_VERSION) {
+	if (get_le16(buf + 4) != SNAP_VERSION) {
 		*why = "unsupported version";
 		return -EPROTONOSUPPORT;
 	}
-	*covered = (int64_t)get64(buf + 8);
-	ngroups = get32(buf + 16);
-	nentries = get64(buf + 24);
-	if (get16(buf + 6) != 0 || get32(buf + 20) != 0 || *covered < 0) {
+	*covered = (int64_t)get_le64(buf + 8);
+	ngroups = get_le32(buf + 16);
+	nentries = get_le64(buf + 24);
+	if (get_le16(buf + 6) != 0 || get_le32(buf + 20) != 0 || *covered < 0) {
 		*why = "bad header field";
 		return -EUCLEAN;
 	}
@@ -1086,7 +1043,7 @@ static int snap_parse(struct offsets *o, const uint8_t *buf, size_t len, int64_t
 		const uint8_t *c = rd_take(&r, 4, "bad group entry");
 		if (c == NULL)
 			break;
-		uint32_t ntopics = get32(c);
+		uint32_t ntopics = get_le32(c);
 		if (ntopics == 0 || (prev_g != NULL && name_cmp(prev_g, prev_glen, g, glen) >= 0)) {
 			r.why = "groups out of order or empty";
 			break;
@@ -1098,7 +1055,7 @@ static int snap_parse(struct offsets *o, const uint8_t *buf, size_t len, int64_t
 			c = rd_take(&r, 4, "bad topic entry");
 			if (c == NULL)
 				break;
-			uint32_t nparts = get32(c);
+			uint32_t nparts = get_le32(c);
 			if (nparts == 0 || (prev_t != NULL && name_cmp(prev_t, prev_tlen, t, tlen) >= 0)) {
 				r.why = "topics out of order or empty";
 				break;
@@ -1110,9 +1067,9 @@ static int snap_parse(struct offsets *o, const uint8_t *buf, size_t len, int64_t
 				const uint8_t *p = rd_take(&r, SNAP_PART_FIXED, "bad partition entry");
 				if (p == NULL)
 					break;
-				uint32_t partition = get32(p);
-				int64_t offset = (int64_t)get64(p + 4), time_ms = (int64_t)get64(p + 12);
-				size_t mlen = get16(p + 20);
+				uint32_t partition = get_le32(p);
+				int64_t offset = (int64_t)get_le64(p + 4), time_ms = (int64_t)get_le64(p + 12);
+				size_t mlen = get_le16(p + 20);
 				const uint8_t *m = rd_take(&r, mlen, "bad partition entry");
 				if (m == NULL)
 					break;

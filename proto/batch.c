@@ -11,56 +11,13 @@
 #include <string.h>
 
 #include <isa-l/crc.h>
+#include "proto/le.h"
 
 #define VARINT32_MAX_BYTES 5
 #define VARINT64_MAX_BYTES 10
 #define BUILDER_INITIAL_CAP 512
 /* crc32_iscsi takes an int length: feed it well below INT_MAX. */
 #define CRC_CHUNK ((size_t)1 << 30)
-
-/* --- little-endian fields (memcpy: the buffer may be unaligned) --------- */
-
-static inline uint16_t get_le16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le16toh(v);
-}
-
-static inline uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static inline uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
-static inline void put_le16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline void put_le32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline void put_le64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof(v));
-}
 
 /* --- varints ------------------------------------------------------------ */
 
