@@ -50,6 +50,7 @@ UNIT_NAMES  = $(patsubst check_%.c,%,$(notdir $(UNIT_SRC)))
 HARNESS_SRC = tests/integration/harness.c
 BENCH_SRC   = $(wildcard tests/bench/*.c)
 CLIENT_SRC  = $(wildcard client/*.c)
+TOOLS_SRC   = $(wildcard tools/*.c)
 
 obj = $(patsubst %.c,$(B)/%.o,$(1))
 WIRE_OBJ    = $(call obj,$(WIRE_SRC)) $(PROTO_GEN:.c=.o)
@@ -69,13 +70,14 @@ LIBBROKER = $(B)/libbrokerd.a
 BROKERD   = $(B)/brokerd
 CHECK_UNIT = $(B)/tests/check_unit
 BENCHES   = $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+TOOLS     = $(patsubst tools/%.c,$(B)/%,$(TOOLS_SRC))
 
 .PHONY: all deps deps-bench check test run bench bench-run install clean
 .DEFAULT_GOAL := all
 # Keep generated codec sources (make would delete them as intermediates).
 .SECONDARY: $(PROTO_GEN) $(PROTO_GEN:.c=.h)
 
-all: $(BROKERD) $(LIBCLIENT) $(LIBCLIENT_SO)
+all: $(BROKERD) $(LIBCLIENT) $(LIBCLIENT_SO) $(TOOLS)
 
 deps:
 	@scripts/install-deps.sh build
@@ -115,6 +117,10 @@ $(LIBCLIENT_SO): $(CLIENT_OBJ)
 	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $@ $^ \
 		$(shell pkg-config --libs libprotobuf-c libisal)
 
+# Tools link only the client library, as any user program would.
+$(TOOLS): $(B)/%: $(B)/tools/%.o $(LIBCLIENT)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell pkg-config --libs libprotobuf-c libisal) -lpthread
+
 $(BROKERD): $(B)/broker/main.o $(LIBBROKER) $(LIBWIRE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
@@ -129,7 +135,8 @@ $(B)/tests/unit/runner.o: $(B)/gen/suites.h
 
 # Integration tests exec the brokerd of the same build.
 $(B)/tests/integration/%.o: ALL_CFLAGS += -DBROKERD_PATH='"$(BROKERD)"' \
-	-DTESTS_INTEGRATION_DIR='"$(CURDIR)/tests/integration"' -DPROTO_DIR='"$(CURDIR)/proto"'
+	-DTESTS_INTEGRATION_DIR='"$(CURDIR)/tests/integration"' -DPROTO_DIR='"$(CURDIR)/proto"' \
+	-DBROKERCTL_PATH='"$(B)/brokerctl"'
 
 $(CHECK_UNIT): $(B)/tests/unit/runner.o $(call obj,$(UNIT_SRC) $(HARNESS_SRC)) $(LIBBROKER) $(LIBCLIENT) $(LIBWIRE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lm
@@ -142,7 +149,7 @@ $(B)/bench/%: $(B)/tests/bench/%.o $(LIBBROKER) $(LIBWIRE)
 check: deps
 	$(MAKE) --no-print-directory SAN=1 test
 
-test: $(BROKERD) $(CHECK_UNIT) $(LIBCLIENT) $(LIBCLIENT_SO)
+test: $(BROKERD) $(CHECK_UNIT) $(LIBCLIENT) $(LIBCLIENT_SO) $(TOOLS)
 	CK_DEFAULT_TIMEOUT=120 $(CHECK_UNIT)
 	tests/install.sh
 
@@ -169,7 +176,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCLUDEDIR)/brokerd $(DESTDIR)$(DOCDIR) \
 		$(DESTDIR)$(PREFIX)/share/brokerd $(DESTDIR)$(SYSCONFDIR) $(DESTDIR)$(UNITDIR)
-	install -m 755 $(BROKERD) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BROKERD) $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIBCLIENT) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(LIBCLIENT_SO) $(DESTDIR)$(LIBDIR)/
 	ln -sf $(notdir $(LIBCLIENT_SO)) $(DESTDIR)$(LIBDIR)/$(SONAME)

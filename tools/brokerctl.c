@@ -1,0 +1,693 @@
+/* brokerctl — the operator's command line for brokerd: topics, consumer
+ * offsets and groups, broker status.  Talks to the broker only through the
+ * public client library (<brokerd/client.h>).
+ *
+ * Exit status: 0 ok, 1 the broker refused (its error on stderr), 2 usage,
+ * 3 the broker could not be reached. */
+#include <brokerd/client.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+
+static const char *broker = "127.0.0.1:9092";
+static bool json;
+static int timeout_ms = 10000;
+
+static const char usage_text[] =
+	"usage: brokerctl [--broker HOST:PORT] [--json] [--timeout-ms N] COMMAND ...\n"
+	"\n"
+	"commands:\n"
+	"  topic create NAME [--partitions N] [--config KEY=VALUE ...]\n"
+	"  topic list\n"
+	"  topic describe NAME\n"
+	"  topic alter NAME [--set KEY=VALUE ...] [--reset KEY ...]\n"
+	"  topic delete NAME\n"
+	"  offsets get GROUP [TOPIC]\n"
+	"  offsets commit GROUP TOPIC PARTITION OFFSET [--metadata TEXT]\n"
+	"  offsets reset GROUP TOPIC --to earliest|latest|OFFSET|@TIMESTAMP_MS\n"
+	"  groups list\n"
+	"  groups describe GROUP\n"
+	"  groups delete GROUP\n"
+	"  status\n"
+	"\n"
+	"options:\n"
+	"  --broker HOST:PORT   broker address (default 127.0.0.1:9092, or $BROKERD_BROKER)\n"
+	"  --json               one JSON document on stdout instead of a table\n"
+	"  --timeout-ms N       bound on connecting and on each request (10000)\n"
+	"  -h, --help           this help (also after any command)\n"
+	"\n"
+	"exit status: 0 ok, 1 the broker refused, 2 usage error, 3 broker unreachable\n";
+
+static void usage(FILE *f)
+{
+	fputs(usage_text, f);
+}
+
+static void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("brokerctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+/* --- connection ------------------------------------------------------------ */
+
+static struct bk_conn *conn;
+
+static void connect_broker(void)
+{
+	int rc = bk_conn_open(broker, timeout_ms, &conn);
+
+	if (rc < 0)
+		die(EXIT_UNREACHABLE, "cannot reach the broker at %s: %s", broker, bk_strerror(rc));
+}
+
+/* Send req; exit with the broker's message when it refuses.  Returns the
+ * response (caller frees with bk_response_free). */
+static Brokerd__Response *call(Brokerd__Request *req)
+{
+	Brokerd__Response *resp = NULL;
+	int rc;
+
+	if (conn == NULL)
+		connect_broker();
+	req->client_id = (char *)"brokerctl";
+	rc = bk_conn_call(conn, req, &resp);
+	if (rc < 0)
+		die(EXIT_UNREACHABLE, "lost the broker at %s: %s", broker, bk_strerror(rc));
+	if (resp->error != BROKERD__ERROR_CODE__OK)
+		die(EXIT_REFUSED, "%s (%s)", resp->error_message, bk_error_name(resp->error));
+	return resp;
+}
+
+/* --- JSON output -------------------------------------------------------------- */
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+/* --- topics ----------------------------------------------------------------------- */
+
+/* Split "key=value" into a map entry's key and value (in place). */
+static void split_kv(char *kv, char **key, char **value, const char *what)
+{
+	char *eq = strchr(kv, '=');
+
+	if (eq == NULL || eq == kv)
+		die(EXIT_USAGE, "%s needs KEY=VALUE, got '%s'", what, kv);
+	*eq = '\0';
+	*key = kv;
+	*value = eq + 1;
+}
+
+static void print_description(const Brokerd__TopicDescription *d)
+{
+	if (json) {
+		printf("{\"name\":");
+		json_str(d->name);
+		printf(",\"topic_id\":%" PRIu64 ",\"partitions\":[", d->topic_id);
+		for (size_t i = 0; i < d->n_partitions; i++) {
+			const Brokerd__PartitionInfo *p = d->partitions[i];
+			printf("%s{\"partition\":%u,\"log_start_offset\":%" PRId64
+			       ",\"high_watermark\":%" PRId64 ",\"log_end_offset\":%" PRId64
+			       ",\"size_bytes\":%" PRIu64 ",\"segments\":%u,\"error\":",
+			       i ? "," : "", p->partition, p->log_start_offset, p->high_watermark,
+			       p->log_end_offset, p->size_bytes, p->segment_count);
+			json_str(p->error ? bk_error_name(p->error) : "");
+			putchar('}');
+		}
+		printf("],\"configs\":{");
+		for (size_t i = 0; i < d->n_configs; i++) {
+			printf("%s", i ? "," : "");
+			json_str(d->configs[i]->name);
+			putchar(':');
+			json_str(d->configs[i]->value);
+		}
+		printf("}}\n");
+		return;
+	}
+	printf("topic %s (id %" PRIu64 "), %u partitions\n\n", d->name, d->topic_id,
+	       d->partition_count);
+	printf("%9s %14s %14s %14s %14s %8s  %s\n", "PARTITION", "LOG-START", "HIGH-WATERMARK",
+	       "LOG-END", "BYTES", "SEGMENTS", "STATE");
+	for (size_t i = 0; i < d->n_partitions; i++) {
+		const Brokerd__PartitionInfo *p = d->partitions[i];
+		printf("%9u %14" PRId64 " %14" PRId64 " %14" PRId64 " %14" PRIu64 " %8u  %s\n",
+		       p->partition, p->log_start_offset, p->high_watermark, p->log_end_offset,
+		       p->size_bytes, p->segment_count, p->error ? p->error_message : "ok");
+	}
+	printf("\n%-28s %-22s %s\n", "CONFIG", "VALUE", "SOURCE");
+	for (size_t i = 0; i < d->n_configs; i++)
+		printf("%-28s %-22s %s\n", d->configs[i]->name, d->configs[i]->value,
+		       d->configs[i]->is_default ? "default" : "topic");
+}
+
+static int topic_create(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "partitions", required_argument, NULL, 'p' },
+		{ "config", required_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 },
+	};
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__CreateTopicRequest q = BROKERD__CREATE_TOPIC_REQUEST__INIT;
+	Brokerd__CreateTopicRequest__ConfigsEntry ents[64], *pents[64];
+	Brokerd__Response *resp;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'p') {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end != '\0' || n <= 0)
+				die(EXIT_USAGE, "--partitions needs a positive number, got '%s'", optarg);
+			q.partitions = (uint32_t)n;
+		} else if (ch == 'c') {
+			if (q.n_configs == 64)
+				die(EXIT_USAGE, "at most 64 --config options");
+			brokerd__create_topic_request__configs_entry__init(&ents[q.n_configs]);
+			split_kv(optarg, &ents[q.n_configs].key, &ents[q.n_configs].value, "--config");
+			pents[q.n_configs] = &ents[q.n_configs];
+			q.n_configs++;
+		} else {
+			die(EXIT_USAGE, "see brokerctl --help");
+		}
+	}
+	if (optind + 1 != argc)
+		die(EXIT_USAGE, "topic create needs exactly one topic name");
+	q.topic = argv[optind];
+	q.configs = pents;
+	req.op_case = BROKERD__REQUEST__OP_CREATE_TOPIC;
+	req.create_topic = &q;
+	resp = call(&req);
+	if (!json)
+		printf("created topic '%s' with %u partitions\n", q.topic,
+		       resp->create_topic->topic->partition_count);
+	else
+		print_description(resp->create_topic->topic);
+	bk_response_free(resp);
+	return 0;
+}
+
+static int topic_list(int argc, char **argv)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__ListTopicsRequest q = BROKERD__LIST_TOPICS_REQUEST__INIT;
+	Brokerd__Response *resp;
+
+	(void)argv;
+	if (argc != 1)
+		die(EXIT_USAGE, "topic list takes no arguments");
+	req.op_case = BROKERD__REQUEST__OP_LIST_TOPICS;
+	req.list_topics = &q;
+	resp = call(&req);
+	if (json) {
+		printf("[");
+		for (size_t i = 0; i < resp->list_topics->n_topics; i++) {
+			const Brokerd__TopicSummary *t = resp->list_topics->topics[i];
+			printf("%s{\"name\":", i ? "," : "");
+			json_str(t->name);
+			printf(",\"partitions\":%u,\"size_bytes\":%" PRIu64 "}", t->partition_count,
+			       t->size_bytes);
+		}
+		printf("]\n");
+	} else {
+		printf("%-40s %10s %14s\n", "TOPIC", "PARTITIONS", "BYTES");
+		for (size_t i = 0; i < resp->list_topics->n_topics; i++) {
+			const Brokerd__TopicSummary *t = resp->list_topics->topics[i];
+			printf("%-40s %10u %14" PRIu64 "\n", t->name, t->partition_count, t->size_bytes);
+		}
+	}
+	bk_response_free(resp);
+	return 0;
+}
+
+static Brokerd__Response *describe_topic(const char *name)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__DescribeTopicRequest q = BROKERD__DESCRIBE_TOPIC_REQUEST__INIT;
+
+	q.topic = (char *)name;
+	req.op_case = BROKERD__REQUEST__OP_DESCRIBE_TOPIC;
+	req.describe_topic = &q;
+	return call(&req);
+}
+
+static int topic_describe(int argc, char **argv)
+{
+	Brokerd__Response *resp;
+
+	if (argc != 2)
+		die(EXIT_USAGE, "topic describe needs exactly one topic name");
+	resp = describe_topic(argv[1]);
+	print_description(resp->describe_topic->topic);
+	bk_response_free(resp);
+	return 0;
+}
+
+static int topic_alter(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "set", required_argument, NULL, 's' },
+		{ "reset", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__AlterTopicConfigRequest q = BROKERD__ALTER_TOPIC_CONFIG_REQUEST__INIT;
+	Brokerd__AlterTopicConfigRequest__SetEntry ents[64], *pents[64];
+	char *resets[64];
+	Brokerd__Response *resp;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 's') {
+			if (q.n_set == 64)
+				die(EXIT_USAGE, "at most 64 --set options");
+			brokerd__alter_topic_config_request__set_entry__init(&ents[q.n_set]);
+			split_kv(optarg, &ents[q.n_set].key, &ents[q.n_set].value, "--set");
+			pents[q.n_set] = &ents[q.n_set];
+			q.n_set++;
+		} else if (ch == 'r') {
+			if (q.n_reset == 64)
+				die(EXIT_USAGE, "at most 64 --reset options");
+			resets[q.n_reset++] = optarg;
+		} else {
+			die(EXIT_USAGE, "see brokerctl --help");
+		}
+	}
+	if (optind + 1 != argc)
+		die(EXIT_USAGE, "topic alter needs exactly one topic name");
+	if (q.n_set == 0 && q.n_reset == 0)
+		die(EXIT_USAGE, "topic alter needs --set KEY=VALUE or --reset KEY");
+	q.topic = argv[optind];
+	q.set = pents;
+	q.reset = resets;
+	req.op_case = BROKERD__REQUEST__OP_ALTER_TOPIC_CONFIG;
+	req.alter_topic_config = &q;
+	resp = call(&req);
+	if (!json)
+		printf("altered topic '%s'\n", q.topic);
+	else
+		printf("{\"altered\":true}\n");
+	bk_response_free(resp);
+	return 0;
+}
+
+static int topic_delete(int argc, char **argv)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__DeleteTopicRequest q = BROKERD__DELETE_TOPIC_REQUEST__INIT;
+
+	if (argc != 2)
+		die(EXIT_USAGE, "topic delete needs exactly one topic name");
+	q.topic = argv[1];
+	req.op_case = BROKERD__REQUEST__OP_DELETE_TOPIC;
+	req.delete_topic = &q;
+	bk_response_free(call(&req));
+	if (json)
+		printf("{\"deleted\":true}\n");
+	else
+		printf("deleted topic '%s'\n", q.topic);
+	return 0;
+}
+
+/* --- offsets and groups ------------------------------------------------------------ */
+
+static Brokerd__Response *fetch_offsets(const char *group)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__FetchOffsetsRequest q = BROKERD__FETCH_OFFSETS_REQUEST__INIT;
+
+	q.group = (char *)group;
+	req.op_case = BROKERD__REQUEST__OP_FETCH_OFFSETS;
+	req.fetch_offsets = &q;
+	return call(&req);
+}
+
+/* The group's committed offsets (of one topic when topic != NULL), with
+ * the high watermark and lag of each partition. */
+static int print_offsets(const char *group, const char *topic)
+{
+	Brokerd__Response *resp = fetch_offsets(group);
+	const Brokerd__FetchOffsetsResponse *f = resp->fetch_offsets;
+	bool first = true;
+
+	if (json)
+		printf("[");
+	else
+		printf("%-30s %9s %14s %14s %10s  %s\n", "TOPIC", "PARTITION", "COMMITTED",
+		       "HIGH-WATERMARK", "LAG", "METADATA");
+	for (size_t i = 0; i < f->n_offsets; i++) {
+		const Brokerd__CommittedOffset *o = f->offsets[i];
+		if (topic != NULL && strcmp(o->topic, topic) != 0)
+			continue;
+		if (json) {
+			printf("%s{\"topic\":", first ? "" : ",");
+			json_str(o->topic);
+			printf(",\"partition\":%u,\"offset\":%" PRId64 ",\"high_watermark\":%" PRId64
+			       ",\"lag\":%" PRId64 ",\"metadata\":",
+			       o->partition, o->offset, o->high_watermark, o->lag);
+			json_str(o->metadata);
+			putchar('}');
+		} else {
+			printf("%-30s %9u %14" PRId64 " %14" PRId64 " %10" PRId64 "  %s\n", o->topic,
+			       o->partition, o->offset, o->high_watermark, o->lag, o->metadata);
+		}
+		first = false;
+	}
+	if (json)
+		printf("]\n");
+	bk_response_free(resp);
+	return 0;
+}
+
+static void commit_one(const char *group, const char *topic, uint32_t partition, int64_t offset,
+		       const char *metadata)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__CommitOffsetsRequest q = BROKERD__COMMIT_OFFSETS_REQUEST__INIT;
+	Brokerd__OffsetCommit c = BROKERD__OFFSET_COMMIT__INIT, *pc = &c;
+
+	c.topic = (char *)topic;
+	c.partition = partition;
+	c.offset = offset;
+	c.metadata = (char *)metadata;
+	q.group = (char *)group;
+	q.offsets = &pc;
+	q.n_offsets = 1;
+	req.op_case = BROKERD__REQUEST__OP_COMMIT_OFFSETS;
+	req.commit_offsets = &q;
+	bk_response_free(call(&req));
+}
+
+static int64_t parse_i64(const char *s, const char *what)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || end == s)
+		die(EXIT_USAGE, "%s must be an integer, got '%s'", what, s);
+	return v;
+}
+
+static int offsets_commit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "metadata", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *metadata = "";
+	int64_t partition, offset;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'm')
+			die(EXIT_USAGE, "see brokerctl --help");
+		metadata = optarg;
+	}
+	if (argc - optind != 4)
+		die(EXIT_USAGE, "offsets commit needs GROUP TOPIC PARTITION OFFSET");
+	partition = parse_i64(argv[optind + 2], "PARTITION");
+	offset = parse_i64(argv[optind + 3], "OFFSET");
+	if (partition < 0 || partition > UINT32_MAX)
+		die(EXIT_USAGE, "PARTITION out of range: %s", argv[optind + 2]);
+	commit_one(argv[optind], argv[optind + 1], (uint32_t)partition, offset, metadata);
+	if (json)
+		printf("{\"committed\":true}\n");
+	else
+		printf("committed offset %" PRId64 " for group '%s' on '%s' partition %" PRId64 "\n",
+		       offset, argv[optind], argv[optind + 1], partition);
+	return 0;
+}
+
+/* Resolve --to for one partition: earliest, latest, an offset or @ms. */
+static int64_t resolve_to(const char *to, const char *topic, uint32_t partition)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__ListOffsetsRequest q = BROKERD__LIST_OFFSETS_REQUEST__INIT;
+	Brokerd__Response *resp;
+	int64_t off;
+
+	if (strcmp(to, "earliest") == 0)
+		q.timestamp = -2;
+	else if (strcmp(to, "latest") == 0)
+		q.timestamp = -1;
+	else if (to[0] == '@')
+		q.timestamp = parse_i64(to + 1, "--to @TIMESTAMP_MS");
+	else
+		return parse_i64(to, "--to OFFSET");
+	q.topic = (char *)topic;
+	q.partition = partition;
+	req.op_case = BROKERD__REQUEST__OP_LIST_OFFSETS;
+	req.list_offsets = &q;
+	resp = call(&req);
+	off = resp->list_offsets->offset;
+	bk_response_free(resp);
+	return off;
+}
+
+static int offsets_reset(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *to = NULL, *group, *topic;
+	Brokerd__Response *resp;
+	uint32_t nparts;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 't')
+			die(EXIT_USAGE, "see brokerctl --help");
+		to = optarg;
+	}
+	if (argc - optind != 2 || to == NULL)
+		die(EXIT_USAGE, "offsets reset needs GROUP TOPIC --to earliest|latest|OFFSET|@MS");
+	group = argv[optind];
+	topic = argv[optind + 1];
+	resp = describe_topic(topic);
+	nparts = resp->describe_topic->topic->partition_count;
+	bk_response_free(resp);
+	for (uint32_t p = 0; p < nparts; p++) {
+		int64_t off = resolve_to(to, topic, p);
+		commit_one(group, topic, p, off, "");
+		if (!json)
+			printf("group '%s' '%s' partition %u -> %" PRId64 "\n", group, topic, p, off);
+	}
+	if (json)
+		printf("{\"reset\":%u}\n", nparts);
+	return 0;
+}
+
+static int groups_list(int argc, char **argv)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__ListGroupsRequest q = BROKERD__LIST_GROUPS_REQUEST__INIT;
+	Brokerd__Response *resp;
+
+	(void)argv;
+	if (argc != 1)
+		die(EXIT_USAGE, "groups list takes no arguments");
+	req.op_case = BROKERD__REQUEST__OP_LIST_GROUPS;
+	req.list_groups = &q;
+	resp = call(&req);
+	if (json)
+		printf("[");
+	else
+		printf("%-40s %10s %12s\n", "GROUP", "PARTITIONS", "LAG");
+	for (size_t i = 0; i < resp->list_groups->n_groups; i++) {
+		const Brokerd__GroupSummary *g = resp->list_groups->groups[i];
+		if (json) {
+			printf("%s{\"group\":", i ? "," : "");
+			json_str(g->group);
+			printf(",\"partitions\":%u,\"lag\":%" PRId64 "}", g->partitions, g->lag);
+		} else {
+			printf("%-40s %10u %12" PRId64 "\n", g->group, g->partitions, g->lag);
+		}
+	}
+	if (json)
+		printf("]\n");
+	bk_response_free(resp);
+	return 0;
+}
+
+static int groups_delete(int argc, char **argv)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__DeleteGroupRequest q = BROKERD__DELETE_GROUP_REQUEST__INIT;
+
+	if (argc != 2)
+		die(EXIT_USAGE, "groups delete needs exactly one group");
+	q.group = argv[1];
+	req.op_case = BROKERD__REQUEST__OP_DELETE_GROUP;
+	req.delete_group = &q;
+	bk_response_free(call(&req));
+	if (json)
+		printf("{\"deleted\":true}\n");
+	else
+		printf("deleted group '%s'\n", q.group);
+	return 0;
+}
+
+static int status(int argc, char **argv)
+{
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__BrokerStatusRequest q = BROKERD__BROKER_STATUS_REQUEST__INIT;
+	Brokerd__Response *resp;
+	const Brokerd__BrokerStatusResponse *s;
+
+	(void)argv;
+	if (argc != 1)
+		die(EXIT_USAGE, "status takes no arguments");
+	req.op_case = BROKERD__REQUEST__OP_BROKER_STATUS;
+	req.broker_status = &q;
+	resp = call(&req);
+	s = resp->broker_status;
+	if (json) {
+		printf("{\"version\":");
+		json_str(s->broker_version);
+		printf(",\"uptime_ms\":%" PRId64 ",\"topics\":%u,\"partitions\":%u,\"data_bytes\":%"
+		       PRIu64 ",\"disk_free_bytes\":%" PRIu64 ",\"disk_total_bytes\":%" PRIu64
+		       ",\"connections\":%u,\"data_dir\":",
+		       s->uptime_ms, s->topic_count, s->partition_count, s->data_bytes,
+		       s->disk_free_bytes, s->disk_total_bytes, s->connections);
+		json_str(s->data_dir);
+		printf("}\n");
+	} else {
+		printf("broker       %s (brokerd %s)\n", broker, s->broker_version);
+		printf("uptime       %" PRId64 " s\n", s->uptime_ms / 1000);
+		printf("topics       %u (%u partitions)\n", s->topic_count, s->partition_count);
+		printf("data         %" PRIu64 " bytes in %s\n", s->data_bytes, s->data_dir);
+		printf("disk         %" PRIu64 " of %" PRIu64 " MiB free\n", s->disk_free_bytes >> 20,
+		       s->disk_total_bytes >> 20);
+		printf("connections  %u\n", s->connections);
+	}
+	bk_response_free(resp);
+	return 0;
+}
+
+/* --- dispatch ---------------------------------------------------------------------- */
+
+struct command {
+	const char *group, *name;
+	int (*fn)(int argc, char **argv); /* argv[0] is the command name */
+};
+
+static int offsets_get(int argc, char **argv)
+{
+	if (argc < 2 || argc > 3)
+		die(EXIT_USAGE, "offsets get needs GROUP [TOPIC]");
+	return print_offsets(argv[1], argc == 3 ? argv[2] : NULL);
+}
+
+static int groups_describe(int argc, char **argv)
+{
+	if (argc != 2)
+		die(EXIT_USAGE, "groups describe needs exactly one group");
+	return print_offsets(argv[1], NULL);
+}
+
+static const struct command commands[] = {
+	{ "topic", "create", topic_create },
+	{ "topic", "list", topic_list },
+	{ "topic", "describe", topic_describe },
+	{ "topic", "alter", topic_alter },
+	{ "topic", "delete", topic_delete },
+	{ "offsets", "get", offsets_get },
+	{ "offsets", "commit", offsets_commit },
+	{ "offsets", "reset", offsets_reset },
+	{ "groups", "list", groups_list },
+	{ "groups", "describe", groups_describe },
+	{ "groups", "delete", groups_delete },
+	{ "status", NULL, status },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "broker", required_argument, NULL, 'b' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, rc;
+
+	if (getenv("BROKERD_BROKER") != NULL)
+		broker = getenv("BROKERD_BROKER");
+	/* "+": stop at the command; its own options follow it. */
+	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'b':
+			broker = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 't':
+			timeout_ms = (int)parse_i64(optarg, "--timeout-ms");
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		const struct command *c = &commands[i];
+		int skip;
+		if (strcmp(argv[optind], c->group) != 0)
+			continue;
+		if (c->name != NULL && (optind + 1 >= argc || strcmp(argv[optind + 1], c->name) != 0))
+			continue;
+		skip = c->name != NULL ? optind + 1 : optind;
+		optind = 0; /* GNU getopt: re-initialise; the command parses its own options */
+		rc = c->fn(argc - skip, argv + skip);
+		bk_conn_close(conn);
+		return rc;
+	}
+	fprintf(stderr, "brokerctl: unknown command '%s%s%s' (see brokerctl --help)\n", argv[optind],
+		optind + 1 < argc ? " " : "", optind + 1 < argc ? argv[optind + 1] : "");
+	return EXIT_USAGE;
+}
