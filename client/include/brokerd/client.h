@@ -77,7 +77,8 @@ int bk_err_retriable(int err);
 const char *bk_strerror(int err);
 
 /* Library log lines (connection loss, reconnects, retries): never printed
- * by the library itself.  level: 0 debug, 1 info, 2 warn, 3 error. */
+ * by the library itself.  level: 0 debug, 1 info, 2 warn, 3 error.  A
+ * producer calls it from its I/O thread, never holding its lock. */
 typedef void (*bk_log_cb)(void *opaque, int level, const char *msg);
 
 /* --- records ----------------------------------------------------------------- */
@@ -93,8 +94,8 @@ struct bk_header {
  * the next bk_consumer_poll or bk_consumer_close. */
 struct bk_record {
 	const char *topic;
-	int32_t partition;      /* produce: -1 = by key (murmur2, as Kafka) or
-	                           round-robin when there is no key */
+	int32_t partition;      /* produce: -1 = by key (murmur2, as Kafka) or,
+	                           without a key, round-robin per batch */
 	int64_t offset;         /* consume only */
 	int64_t timestamp_ms;   /* produce: 0 = now */
 	const void *key;
@@ -116,7 +117,23 @@ struct bk_record {
  * requests in flight per connection and one batch per partition (so a retry
  * never reorders a partition's records), retries retriable errors with
  * backoff until delivery_timeout_ms, and reconnects after a connection loss.
- * Every record's delivery callback runs exactly once, on the I/O thread. */
+ * Every record's delivery callback runs exactly once, on the I/O thread,
+ * without the producer's lock held: a callback may call bk_producer_send,
+ * but bk_producer_flush / bk_producer_send_sync from a callback return
+ * -EDEADLK, and bk_producer_close must not be called from one.
+ *
+ * Partitions: an explicit rec->partition, else murmur2 of the key, else
+ * "sticky": keyless records fill one partition's batch, then the next
+ * partition's (round-robin per batch).  Partition counts come from
+ * describe_topic, cached per topic and refreshed after UNKNOWN_PARTITION;
+ * a record for a topic the broker lacks fails with BK_ERR(UNKNOWN_TOPIC)
+ * unless the broker creates it on that produce (auto.create.topics).
+ *
+ * Delivery semantics: at least once.  With acks != none, a batch in flight
+ * when the connection is lost is sent again, and may then be stored twice
+ * (as Kafka without enable.idempotence); a partition's records are never
+ * reordered.  With acks none, a record counts as delivered (offset -1) once
+ * its request is written to the socket. */
 
 struct bk_producer_conf {
 	const char *bootstrap;       /* "host:port" (required) */
@@ -138,7 +155,12 @@ void bk_producer_conf_init(struct bk_producer_conf *conf);
 
 /* err 0: stored at (partition, offset); else the record was not stored (or,
  * after a lost connection with acks != none, may have been: -EPROTO is
- * never used for that, -ETIMEDOUT / -ECONNRESET say "unknown"). */
+ * never used for that, -ETIMEDOUT / -ECONNRESET say "unknown").  Errors:
+ * BK_ERR(code) the broker refused (UNKNOWN_TOPIC, UNKNOWN_PARTITION,
+ * MESSAGE_TOO_LARGE, ...), -ETIMEDOUT delivery_timeout_ms passed, -ESHUTDOWN
+ * the producer closed first, -ENOMEM.  topic is borrowed for the call;
+ * partition is -1 when the record never got one, offset -1 on error and
+ * with acks none. */
 typedef void (*bk_delivery_cb)(void *msg_opaque, int err, const char *topic,
 			       int32_t partition, int64_t offset);
 
@@ -148,21 +170,30 @@ int bk_producer_new(const struct bk_producer_conf *conf, struct bk_producer **ou
 
 /* Queue rec (copied) for rec->topic.  Returns 0 (cb will run), -ENOBUFS
  * (buffer_memory full: flush or retry later), -EMSGSIZE (larger than the
- * broker's max.batch.bytes), -EINVAL, -ESHUTDOWN (closing).  cb may be NULL. */
+ * broker's max.batch.bytes, 8 MiB until the first connection tells, or than
+ * buffer_memory), -EINVAL (no topic or longer than 249 bytes, bad lengths,
+ * partition < -1), -ESHUTDOWN (closing), -ENOMEM.  cb may be NULL.
+ * Thread-safe; never blocks on the network. */
 int bk_producer_send(struct bk_producer *p, const struct bk_record *rec,
 		     bk_delivery_cb cb, void *msg_opaque);
 
-/* Send and wait for the delivery.  Returns 0 with *partition / *offset set
- * (either may be NULL), or the delivery error. */
+/* Send and wait for the delivery (its batch goes at once, without waiting
+ * for linger_ms).  Returns 0 with *partition / *offset set (either may be
+ * NULL), the delivery error, an error of bk_producer_send, or -EDEADLK from
+ * a delivery callback. */
 int bk_producer_send_sync(struct bk_producer *p, const struct bk_record *rec,
 			  int32_t *partition, int64_t *offset);
 
-/* Send everything queued now and wait until every callback ran.  Returns 0
- * or -ETIMEDOUT. */
+/* Send everything queued now (linger_ms does not apply while a flush
+ * waits) and wait until every callback ran, including those of records
+ * other threads send meanwhile.  timeout_ms < 0: no limit.  Returns 0,
+ * -ETIMEDOUT (records remain queued or in flight), -EDEADLK from a delivery
+ * callback. */
 int bk_producer_flush(struct bk_producer *p, int timeout_ms);
 
 /* Flush (bounded by delivery_timeout_ms: records still pending then fail
- * with -ESHUTDOWN), stop the I/O thread, free.  NULL is a no-op. */
+ * with -ESHUTDOWN), stop the I/O thread, free.  NULL is a no-op.  No other
+ * call on p may run concurrently or follow. */
 void bk_producer_close(struct bk_producer *p);
 
 /* --- consumer -----------------------------------------------------------------
