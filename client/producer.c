@@ -1113,7 +1113,7 @@ static void conn_down(struct bk_producer *p, struct io *io, int err)
 		batches += r->kind == RQ_PRODUCE || r->kind == RQ_PROBE;
 	for (r = p->aq.head; r != NULL; r = r->next)
 		batches += r->kind == RQ_PRODUCE || r->kind == RQ_PROBE;
-	if (p->state == ST_UP && batches == 0 && err == -ECONNRESET) {
+	if (p->state == ST_UP && p->wq.n + p->aq.n == 0 && err == -ECONNRESET) {
 		/* e.g. the broker's idle.timeout.ms: reconnect when needed */
 		plog(p, io, 1, "producer: the broker closed the connection to %s", p->bootstrap);
 		p->reconnect_at = now;

@@ -324,7 +324,7 @@ START_TEST(linger_batching)
 	fd = tc_connect(b.port);
 	create(fd, "linger", 1);
 	conf_for(&conf, addr, sizeof(addr), b.port);
-	conf.linger_ms = 400;
+	conf.linger_ms = 800;
 	conf.batch_size = 1 << 20;
 	ck_assert_int_eq(bk_producer_new(&conf, &p), 0);
 	atomic_store(&delivered, 0);
@@ -338,7 +338,7 @@ START_TEST(linger_batching)
 	}
 	wait_delivered(N, 10000);
 	took = tb_now_ms() - t0;
-	ck_assert_msg(took >= 350, "delivered after %lld ms, before linger_ms", (long long)took);
+	ck_assert_msg(took >= 750, "delivered after %lld ms, before linger_ms", (long long)took);
 	v = read_partition(fd, "linger", 0, &n, &batches);
 	ck_assert_int_eq(n, N);
 	ck_assert_int_eq(batches, 1);
@@ -779,6 +779,83 @@ START_TEST(callback_sends)
 }
 END_TEST
 
+/* A broker that accepts but never answers: request_timeout_ms drops the
+ * connection, and the records fail once delivery_timeout_ms passed. */
+START_TEST(request_timeout)
+{
+	static struct dl d[5];
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	struct bk_producer_conf conf;
+	struct bk_producer *p = NULL;
+	char addr[64];
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	int64_t t0;
+
+	ck_assert_int_ge(lfd, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 16), 0); /* the kernel completes connects */
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+	conf_for(&conf, addr, sizeof(addr), ntohs(sa.sin_port));
+	conf.request_timeout_ms = 300;
+	conf.delivery_timeout_ms = 1200;
+	ck_assert_int_eq(bk_producer_new(&conf, &p), 0);
+	atomic_store(&delivered, 0);
+	t0 = tb_now_ms();
+	for (int i = 0; i < 5; i++) {
+		struct bk_record r = rec_kv("t", "k", "v");
+
+		ck_assert_int_eq(bk_producer_send(p, &r, on_delivery, &d[i]), 0);
+	}
+	ck_assert_int_eq(bk_producer_flush(p, 10000), 0);
+	ck_assert_int_ge(tb_now_ms() - t0, 1100);
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(d[i].err, -ETIMEDOUT);
+	ck_assert(logged("no answer from"));
+	bk_producer_close(p);
+	close(lfd);
+}
+END_TEST
+
+/* max.connections refuses the producer (TOO_MANY_CONNECTIONS, retriable):
+ * it keeps trying and delivers once a slot frees. */
+START_TEST(too_many_connections)
+{
+	static struct dl d[10];
+	struct bk_producer_conf conf;
+	struct bk_producer *p = NULL;
+	Brokerd__Response *r;
+	char addr[64];
+	int fd;
+
+	tb_set(&b, "max.connections=1");
+	tb_start(&b);
+	fd = tc_connect(b.port);
+	create(fd, "busy", 1);
+	r = tc_api_versions(fd); /* the slot is taken */
+	tc_free(r);
+	conf_for(&conf, addr, sizeof(addr), b.port);
+	conf.retry_backoff_ms = 20;
+	ck_assert_int_eq(bk_producer_new(&conf, &p), 0);
+	atomic_store(&delivered, 0);
+	for (int i = 0; i < 10; i++) {
+		struct bk_record rec = rec_kv("busy", NULL, "v");
+
+		ck_assert_int_eq(bk_producer_send(p, &rec, on_delivery, &d[i]), 0);
+	}
+	ck_assert_int_eq(bk_producer_flush(p, 300), -ETIMEDOUT);
+	ck_assert(logged("TOO_MANY_CONNECTIONS"));
+	close(fd);
+	ck_assert_int_eq(bk_producer_flush(p, 10000), 0);
+	for (int i = 0; i < 10; i++) {
+		ck_assert_int_eq(d[i].err, 0);
+		ck_assert_int_eq(d[i].offset, i);
+	}
+	bk_producer_close(p);
+}
+END_TEST
+
 /* Bad configurations and records; error helpers. */
 START_TEST(bad_input)
 {
@@ -959,6 +1036,8 @@ Suite *producer_suite(void)
 	tcase_add_test(tc, close_delivers);
 	tcase_add_test(tc, acks_none);
 	tcase_add_test(tc, callback_sends);
+	tcase_add_test(tc, request_timeout);
+	tcase_add_test(tc, too_many_connections);
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, broker_restart);
 	tcase_add_test(tc, broker_kill9);
