@@ -625,11 +625,13 @@ static struct ppart *choose_part(struct ptopic *t, int32_t partition, const void
 	return t->parts[t->sticky];
 }
 
-/* After a keyless append to pt: stick to the batch it went into. */
+/* After a keyless append to pt, just moved to: stick to the batch it went
+ * into.  (When a record overflowed the sticky batch into a new one, the
+ * sequence no longer matches, and the next keyless record moves on.) */
 static void stick(struct ptopic *t, struct ppart *pt, const struct pbatch *b, int32_t partition,
 		  int32_t key_len)
 {
-	if (partition < 0 && key_len < 0 && t->sticky == pt->id)
+	if (partition < 0 && key_len < 0 && t->sticky == pt->id && t->sticky_seq == 0)
 		t->sticky_seq = b->seq;
 }
 

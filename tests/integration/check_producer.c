@@ -644,6 +644,45 @@ START_TEST(flush_timeout)
 }
 END_TEST
 
+/* Keyless records fill a batch of one partition, then of the next: under
+ * a steady stream every partition gets its share. */
+START_TEST(keyless_spread)
+{
+	enum { N = 20000, P = 4 };
+	struct bk_producer_conf conf;
+	struct bk_producer *p = NULL;
+	char addr[64], val[100];
+	int fd, count[P] = { 0 };
+
+	memset(val, 'k', sizeof(val) - 1);
+	val[sizeof(val) - 1] = '\0';
+	tb_start(&b);
+	fd = tc_connect(b.port);
+	create(fd, "spread", P);
+	conf_for(&conf, addr, sizeof(addr), b.port);
+	conf.batch_size = 16384;
+	ck_assert_int_eq(bk_producer_new(&conf, &p), 0);
+	for (int i = 0; i < N; i++) {
+		struct bk_record r = rec_kv("spread", NULL, val);
+
+		ck_assert_int_eq(bk_producer_send(p, &r, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(bk_producer_flush(p, 20000), 0);
+	bk_producer_close(p);
+	for (uint32_t part = 0; part < P; part++) {
+		Brokerd__Response *r = tc_list_offsets(fd, "spread", part, -1);
+
+		TC_OK(r);
+		count[part] = (int)r->list_offsets->offset;
+		tc_free(r);
+		ck_assert_msg(count[part] >= N / P / 3, "partition %u got %d of %d records", part,
+			      count[part], N);
+	}
+	ck_assert_int_eq(count[0] + count[1] + count[2] + count[3], N);
+	close(fd);
+}
+END_TEST
+
 /* close delivers what is still lingering. */
 START_TEST(close_delivers)
 {
@@ -1033,6 +1072,7 @@ Suite *producer_suite(void)
 	tcase_add_test(tc, message_too_large);
 	tcase_add_test(tc, buffer_full);
 	tcase_add_test(tc, flush_timeout);
+	tcase_add_test(tc, keyless_spread);
 	tcase_add_test(tc, close_delivers);
 	tcase_add_test(tc, acks_none);
 	tcase_add_test(tc, callback_sends);
