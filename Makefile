@@ -36,7 +36,8 @@ WARN = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
        -Wnull-dereference -Wimplicit-fallthrough
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -MMD -MP \
              -I. -I$(B)/gen -Iclient/include -I$(B)/include $(PKG_CFLAGS) $(CFLAGS)
-ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+# -pthread: the producer runs an I/O thread (libbrokerc, and what links it).
+ALL_LDFLAGS = $(SANFLAGS) -pthread $(LDFLAGS)
 
 # --- sources ---------------------------------------------------------------
 PROTO_SRC   = $(wildcard proto/*.proto)

@@ -243,32 +243,3 @@ void bk_response_free(Brokerd__Response *resp)
 	if (resp != NULL)
 		brokerd__response__free_unpacked(resp, NULL);
 }
-
-const char *bk_error_name(int code)
-{
-	const ProtobufCEnumValue *v =
-		protobuf_c_enum_descriptor_get_value(&brokerd__error_code__descriptor, code);
-
-	return v != NULL ? v->name : "?";
-}
-
-const char *bk_strerror(int err)
-{
-	switch (err) {
-	case 0:
-		return "success";
-	case -EPROTO:
-		return "the broker's response is not valid protocol";
-	case -ECONNRESET:
-	case -EPIPE:
-		return "the broker closed the connection";
-	case -ECONNREFUSED:
-		return "connection refused: is brokerd running at that address?";
-	case -ETIMEDOUT:
-		return "timed out waiting for the broker";
-	case -EINVAL:
-		return "invalid argument (an address must be host:port)";
-	default:
-		return strerror(-err);
-	}
-}
