@@ -167,7 +167,9 @@ void req_fail(struct req *r, Brokerd__ErrorCode code, const char *fmt, ...)
 	resp.error_message = msg;
 	log_msg(LOGL_DEBUG, "request %llu (op %d) failed: %s", (unsigned long long)r->corr,
 		r->op, msg);
-	put_frame(r, &resp);
+	/* acks=none is never answered, not even with an error (metrics count it) */
+	if (!(r->op == BROKERD__REQUEST__OP_PRODUCE && r->msg->produce->acks == BROKERD__ACKS__ACKS_NONE))
+		put_frame(r, &resp);
 	finish(r, true);
 }
 
@@ -491,10 +493,6 @@ static void on_appended(struct log_append *a, int res)
 		const char *why = res == -ECANCELED
 					  ? "the topic was deleted or the broker is shutting down"
 					  : strerror(-res);
-		if (q->acks == BROKERD__ACKS__ACKS_NONE) {
-			finish(r, true);
-			return;
-		}
 		req_fail(r, res == -ECANCELED && !r->b->stopping ? BROKERD__ERROR_CODE__UNKNOWN_TOPIC
 								: req_errcode(res),
 			 "produce to '%s' partition %u failed: %s", q->topic, r->partition, why);

@@ -212,6 +212,41 @@ START_TEST(bad_topic_names)
 }
 END_TEST
 
+/* acks=none is never answered, not even when refused: the next answer on
+ * the connection is the next request's. */
+START_TEST(acks_none_refused_silently)
+{
+	int fd = tc_connect(b.port);
+	Brokerd__Request req = BROKERD__REQUEST__INIT;
+	Brokerd__ProduceRequest q = BROKERD__PRODUCE_REQUEST__INIT;
+	Brokerd__ListTopicsRequest lt = BROKERD__LIST_TOPICS_REQUEST__INIT;
+	Brokerd__Response *r;
+	size_t len;
+	uint8_t *batch = tc_batch("n", 0, 2, &len);
+
+	q.topic = (char *)"missing";
+	q.acks = BROKERD__ACKS__ACKS_NONE;
+	q.records.data = batch;
+	q.records.len = len;
+	req.correlation_id = 50;
+	req.op_case = BROKERD__REQUEST__OP_PRODUCE;
+	req.produce = &q;
+	ck_assert_int_eq(tc_send(fd, &req), 0);
+	free(batch);
+	brokerd__request__init(&req);
+	req.correlation_id = 51;
+	req.op_case = BROKERD__REQUEST__OP_LIST_TOPICS;
+	req.list_topics = &lt;
+	ck_assert_int_eq(tc_send(fd, &req), 0);
+	r = tc_recv(fd);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->correlation_id, 51);
+	ck_assert_int_eq(r->error, 0);
+	brokerd__response__free_unpacked(r, NULL);
+	close(fd);
+}
+END_TEST
+
 Suite *hostile_suite(void);
 Suite *hostile_suite(void)
 {
@@ -230,6 +265,7 @@ Suite *hostile_suite(void)
 	tcase_add_test(tc, unsupported_version);
 	tcase_add_test(tc, bad_produce_requests);
 	tcase_add_test(tc, bad_topic_names);
+	tcase_add_test(tc, acks_none_refused_silently);
 	suite_add_tcase(s, tc);
 	return s;
 }
