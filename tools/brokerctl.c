@@ -38,6 +38,8 @@ static const char usage_text[] =
 	"  groups describe GROUP\n"
 	"  groups delete GROUP\n"
 	"  status\n"
+	"  produce TOPIC [--key-separator SEP] [--partition N] [--acks all|leader|none]\n"
+	"                [--header KEY=VALUE ...]   one record per stdin line\n"
 	"\n"
 	"options:\n"
 	"  --broker HOST:PORT   broker address (default 127.0.0.1:9092, or $BROKERD_BROKER)\n"
@@ -595,6 +597,134 @@ static int status(int argc, char **argv)
 	return 0;
 }
 
+/* --- produce ------------------------------------------------------------------------- */
+
+struct produce_stats {
+	long ok, failed;
+	int first_err;
+};
+
+static void on_delivered(void *opaque, int err, const char *topic, int32_t partition,
+			 int64_t offset)
+{
+	struct produce_stats *st = opaque;
+
+	(void)topic;
+	(void)partition;
+	(void)offset;
+	if (err == 0) {
+		__atomic_add_fetch(&st->ok, 1, __ATOMIC_RELAXED);
+	} else {
+		int zero = 0;
+		__atomic_add_fetch(&st->failed, 1, __ATOMIC_RELAXED);
+		__atomic_compare_exchange_n(&st->first_err, &zero, err, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+	}
+}
+
+static int produce(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key-separator", required_argument, NULL, 'k' },
+		{ "partition", required_argument, NULL, 'p' },
+		{ "acks", required_argument, NULL, 'a' },
+		{ "header", required_argument, NULL, 'H' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bk_producer_conf conf;
+	struct bk_producer *p = NULL;
+	struct bk_header headers[32];
+	struct produce_stats st = { 0 };
+	const char *sep = NULL;
+	int32_t partition = -1;
+	uint32_t nheaders = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int ch, rc;
+
+	bk_producer_conf_init(&conf);
+	conf.bootstrap = broker;
+	conf.client_id = "brokerctl";
+	conf.request_timeout_ms = timeout_ms;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char *key, *value;
+		switch (ch) {
+		case 'k':
+			if (optarg[0] == '\0')
+				die(EXIT_USAGE, "--key-separator must not be empty");
+			sep = optarg;
+			break;
+		case 'p':
+			partition = (int32_t)parse_i64(optarg, "--partition");
+			if (partition < 0)
+				die(EXIT_USAGE, "--partition must be >= 0");
+			break;
+		case 'a':
+			if (strcmp(optarg, "all") == 0)
+				conf.acks = BK_ACKS_ALL;
+			else if (strcmp(optarg, "leader") == 0)
+				conf.acks = BK_ACKS_LEADER;
+			else if (strcmp(optarg, "none") == 0)
+				conf.acks = BK_ACKS_NONE;
+			else
+				die(EXIT_USAGE, "--acks must be all, leader or none, got '%s'", optarg);
+			break;
+		case 'H':
+			if (nheaders == 32)
+				die(EXIT_USAGE, "at most 32 --header options");
+			split_kv(optarg, &key, &value, "--header");
+			headers[nheaders++] = (struct bk_header){ key, value, (int32_t)strlen(value) };
+			break;
+		default:
+			die(EXIT_USAGE, "see brokerctl --help");
+		}
+	}
+	if (optind + 1 != argc)
+		die(EXIT_USAGE, "produce needs exactly one topic");
+	rc = bk_producer_new(&conf, &p);
+	if (rc < 0)
+		die(EXIT_USAGE, "cannot create a producer: %s", bk_strerror(rc));
+	while ((n = getline(&line, &cap, stdin)) >= 0) {
+		struct bk_record rec = { .topic = argv[optind], .partition = partition,
+					 .key_len = -1, .headers = headers, .nheaders = nheaders };
+		char *v = line;
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (sep != NULL) {
+			char *at = strstr(line, sep);
+			if (at != NULL) {
+				rec.key = line;
+				rec.key_len = (int32_t)(at - line);
+				v = at + strlen(sep);
+			}
+		}
+		rec.value = v;
+		rec.value_len = (int32_t)(line + n - v);
+		while ((rc = bk_producer_send(p, &rec, on_delivered, &st)) == -ENOBUFS)
+			bk_producer_flush(p, timeout_ms);
+		if (rc < 0) {
+			st.failed++;
+			if (st.first_err == 0)
+				st.first_err = rc;
+		}
+	}
+	free(line);
+	rc = bk_producer_flush(p, -1);
+	bk_producer_close(p);
+	if (json)
+		printf("{\"produced\":%ld,\"failed\":%ld}\n", st.ok, st.failed);
+	else
+		printf("produced %ld records to '%s'%s\n", st.ok, argv[optind],
+		       st.failed ? "" : " (all acknowledged)");
+	if (st.failed > 0) {
+		fprintf(stderr, "brokerctl: %ld records to '%s' failed: %s\n", st.failed,
+			argv[optind], bk_strerror(st.first_err));
+		return bk_err_code(st.first_err) != 0 ? EXIT_REFUSED : EXIT_UNREACHABLE;
+	}
+	return rc < 0 ? EXIT_UNREACHABLE : 0;
+}
+
 /* --- dispatch ---------------------------------------------------------------------- */
 
 struct command {
@@ -629,6 +759,7 @@ static const struct command commands[] = {
 	{ "groups", "describe", groups_describe },
 	{ "groups", "delete", groups_delete },
 	{ "status", NULL, status },
+	{ "produce", NULL, produce },
 };
 
 int main(int argc, char **argv)

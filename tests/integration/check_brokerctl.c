@@ -126,6 +126,45 @@ START_TEST(status_usage_unreachable)
 }
 END_TEST
 
+START_TEST(produce_lines)
+{
+	int fd = tc_connect(b.port);
+	Brokerd__Response *r = tc_create_topic(fd, "lines", 1);
+	char cmd[1024];
+	char **v;
+	int64_t last;
+	int n, st;
+
+	tc_free(r);
+	snprintf(cmd, sizeof(cmd),
+		 "printf 'k1:one\\nk2:two\\nthree\\n' | %s --broker 127.0.0.1:%d produce lines "
+		 "--key-separator : --header src=ctl >/dev/null 2>&1",
+		 BROKERCTL_PATH, b.port);
+	st = system(cmd);
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	r = tc_fetch(fd, "lines", 0, 0, 1 << 20, 0, 0);
+	TC_OK(r);
+	n = tc_values(r->fetch, 0, &v, &last);
+	ck_assert_int_eq(n, 3);
+	ck_assert_str_eq(v[0], "one");
+	ck_assert_str_eq(v[1], "two");
+	ck_assert_str_eq(v[2], "three");
+	tc_free_values(v, n);
+	tc_free(r);
+	snprintf(cmd, sizeof(cmd), "echo x | %s --broker 127.0.0.1:%d produce missing 2>&1",
+		 BROKERCTL_PATH, b.port);
+	{
+		FILE *p = popen(cmd, "r");
+		size_t got = fread(out, 1, sizeof(out) - 1, p);
+		out[got] = '\0';
+		st = pclose(p);
+	}
+	ck_assert_int_eq(WEXITSTATUS(st), 1);
+	HAS("records to 'missing' failed: UNKNOWN_TOPIC");
+	close(fd);
+}
+END_TEST
+
 Suite *brokerctl_suite(void)
 {
 	Suite *s = suite_create("brokerctl");
@@ -136,6 +175,7 @@ Suite *brokerctl_suite(void)
 	tcase_add_test(tc, topics);
 	tcase_add_test(tc, offsets_and_groups);
 	tcase_add_test(tc, status_usage_unreachable);
+	tcase_add_test(tc, produce_lines);
 	suite_add_tcase(s, tc);
 	return s;
 }
