@@ -41,7 +41,8 @@
 #define CONS_BACKOFF_MAX_MS 1000
 #define CONS_RETRY_MS       200         /* after a retriable broker error */
 #define CONS_MAX_ADDRS      8
-#define CONS_PUMP_EVERY     1024        /* records between network turns */
+#define CONS_PUMP_EVERY     1024        /* records between network turns, */
+#define CONS_PUMP_BATCH     64          /* or at a batch boundary after these */
 #define CONS_GROUP_MAX      255
 
 /* What a partition's position is still to be resolved from. */
@@ -141,6 +142,7 @@ struct bk_consumer {
 	struct fbuf *retired;         /* consumed, freed at the next poll */
 	bool retired_new;
 	unsigned since_pump;          /* records handed out since the last pump */
+	bool batch_end;               /* a batch was finished since then */
 
 	/* connection */
 	int fd;
@@ -1383,7 +1385,8 @@ static int poll_timeout(const struct bk_consumer *c, int64_t until, int64_t now)
 
 /* One turn: send what is due, wait (until `until` at most) for the socket
  * or a timer, read and dispatch what arrived, send what that made due.
- * lp as for schedule().  Returns 0, or -ENOMEM / a poll(2) failure. */
+ * lp as for schedule().  Returns 0, -EINTR when a signal handler ran, or
+ * -ENOMEM / another poll(2) failure. */
 static int pump(struct bk_consumer *c, int64_t until, int lp)
 {
 	int64_t now = now_ms();
@@ -1391,6 +1394,7 @@ static int pump(struct bk_consumer *c, int64_t until, int lp)
 	int rc, n;
 
 	c->since_pump = 0;
+	c->batch_end = false;
 	timers(c, now);
 	rc = schedule(c, lp, now);
 	if (rc < 0)
@@ -1398,8 +1402,8 @@ static int pump(struct bk_consumer *c, int64_t until, int lp)
 	flush_out(c, now);
 	if (c->fd < 0) {
 		n = poll_timeout(c, until, now);
-		if (n > 0)
-			poll(NULL, 0, n);
+		if (n > 0 && poll(NULL, 0, n) < 0 && errno == EINTR)
+			return -EINTR;
 		return 0;
 	}
 	pfd.fd = c->fd;
@@ -1408,7 +1412,7 @@ static int pump(struct bk_consumer *c, int64_t until, int lp)
 		pfd.events |= POLLOUT;
 	n = poll(&pfd, 1, poll_timeout(c, until, now));
 	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
+		return -errno;
 	if (n == 0)
 		return 0;
 	now = now_ms();
@@ -1441,7 +1445,7 @@ static int wait_resolved(struct bk_consumer *c, struct part *p)
 		if (now_ms() >= deadline)
 			return c->fd < 0 && c->last_err ? c->last_err : -ETIMEDOUT;
 		rc = pump(c, deadline, -1);
-		if (rc < 0)
+		if (rc < 0 && rc != -EINTR)
 			return rc;
 	}
 	if (p->state == PS_STOPPED) {
@@ -1598,6 +1602,7 @@ static int part_next(struct bk_consumer *c, struct part *p, struct bk_record *re
 				return 1;
 			}
 			p->in_batch = false;
+			c->batch_end = true;
 			if (p->yielded) {
 				p->yielded = false;
 				return 0;
@@ -1807,10 +1812,12 @@ int bk_consumer_poll(struct bk_consumer *c, int timeout_ms, struct bk_record *re
 		if (rc < 0)
 			return rc;
 		rc = next_record(c, rec);
-		if (rc > 0 && (c->retired_new || ++c->since_pump >= CONS_PUMP_EVERY)) {
-			/* A buffer was used up, or many records went by: read
-			 * what arrived meanwhile and send the fetches that are
-			 * due, without waiting. */
+		if (rc > 0 && (c->retired_new || ++c->since_pump >= CONS_PUMP_EVERY ||
+			       (c->batch_end && c->since_pump >= CONS_PUMP_BATCH))) {
+			/* A buffer was used up, or records went by: read what
+			 * arrived meanwhile (other partitions' answers join the
+			 * round-robin) and send the fetches that are due,
+			 * without waiting. */
 			c->retired_new = false;
 			(void)pump(c, 0, -1);
 		}
@@ -1872,7 +1879,7 @@ int bk_consumer_commit(struct bk_consumer *c)
 			break;
 		}
 		rc = pump(c, cm->deadline, -1);
-		if (rc < 0)
+		if (rc < 0 && rc != -EINTR)
 			break;
 	}
 	if (cm->done)
@@ -1910,7 +1917,7 @@ int bk_consumer_commit_async(struct bk_consumer *c, void (*cb)(void *opaque, int
 	commit_append(c, cm);
 	/* On the wire now: the response is read by a later call. */
 	rc = pump(c, 0, -1);
-	return rc < 0 ? rc : 0;
+	return rc < 0 && rc != -EINTR ? rc : 0;
 }
 
 void bk_consumer_close(struct bk_consumer *c)
@@ -1927,9 +1934,11 @@ void bk_consumer_close(struct bk_consumer *c)
 		for (struct commit *cm = c->commits; cm != NULL; cm = cm->next)
 			if (cm->deadline < until)
 				until = cm->deadline;
-		if (pump(c, until, -1) < 0)
+		int rc = pump(c, until, -1);
+
+		if (rc < 0 && rc != -EINTR)
 			while (c->commits != NULL)
-				commit_finish(c, c->commits, -ENOMEM);
+				commit_finish(c, c->commits, rc);
 	}
 	run_done(c);
 	release(c);
