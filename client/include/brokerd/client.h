@@ -228,14 +228,19 @@ void bk_consumer_conf_init(struct bk_consumer_conf *conf);
 int bk_consumer_new(const struct bk_consumer_conf *conf, struct bk_consumer **out);
 
 /* Start consuming partition `partition` of `topic` at `offset` (>= 0 or a
- * BK_OFFSET_* value).  Returns 0, BK_ERR(UNKNOWN_TOPIC / UNKNOWN_PARTITION),
- * or a transport error. */
+ * BK_OFFSET_* value).  Asks the broker and waits, at most
+ * request_timeout_ms.  Returns 0, BK_ERR(UNKNOWN_TOPIC / UNKNOWN_PARTITION),
+ * -EEXIST if it is assigned already, -EINVAL (BK_OFFSET_COMMITTED without a
+ * group), or a transport error; on an error it is not assigned. */
 int bk_consumer_assign(struct bk_consumer *c, const char *topic,
 		       int32_t partition, int64_t offset);
-/* Stop consuming it. */
+/* Stop consuming it.  -ENOENT if it is not assigned (so for the calls
+ * below). */
 int bk_consumer_unassign(struct bk_consumer *c, const char *topic, int32_t partition);
 /* Move an assigned partition to offset (>= 0 or BK_OFFSET_*), or to the
- * first record with a timestamp >= ts_ms. */
+ * first record with a timestamp >= ts_ms (the end if there is none); the
+ * BK_OFFSET_* values and times are asked of the broker, as for assign.
+ * A seek restarts a partition stopped by an error. */
 int bk_consumer_seek(struct bk_consumer *c, const char *topic, int32_t partition,
 		     int64_t offset);
 int bk_consumer_seek_time(struct bk_consumer *c, const char *topic,
@@ -243,12 +248,17 @@ int bk_consumer_seek_time(struct bk_consumer *c, const char *topic,
 
 /* The next record of any assigned partition, waiting up to timeout_ms
  * (0: only what is already fetched; -1: forever).  Returns 1 with *rec
- * filled (valid until the next poll), 0 when none arrived in time, or an
- * error (a corrupt batch: BK_ERR(CORRUPT_DATA)-like -EBADMSG naming the
- * offset through the log callback; the partition stops there). */
+ * filled (valid until the next poll), 0 when none arrived in time, -EINTR
+ * when a signal handler interrupted the wait, or an error that stopped one
+ * partition at its position, returned once: -EBADMSG for a batch that
+ * fails the client's CRC/structure check, BK_ERR(CORRUPT_DATA) when the
+ * broker found it corrupt (either named with its offset through the log
+ * callback), BK_ERR(UNKNOWN_TOPIC) when the topic was deleted.  A lost
+ * connection is not an error: it is logged and re-established. */
 int bk_consumer_poll(struct bk_consumer *c, int timeout_ms, struct bk_record *rec);
 
-/* Next offset to be returned for a partition. */
+/* Next offset to be returned for a partition; -EAGAIN while it is being
+ * reset (after an out-of-range fetch). */
 int bk_consumer_position(struct bk_consumer *c, const char *topic, int32_t partition,
 			 int64_t *offset);
 
