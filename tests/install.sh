@@ -47,4 +47,21 @@ export PKG_CONFIG_PATH="$root/usr/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$root"
 # shellcheck disable=SC2046
 cc -std=c11 -Wall -Werror -o "$tmp/hello" "$tmp/hello.c" $(pkg-config --cflags --libs brokerc)
 LD_LIBRARY_PATH="$root/usr/lib" "$tmp/hello" >/dev/null
-echo "install.sh: make install and a pkg-config build against libbrokerc: ok"
+
+# The complete examples of docs/client.md (code blocks opening with
+# "/* example: NAME.c") compile, warning-free, against the package.
+awk -v dir="$tmp" '
+	/^```c$/ { inblock = 1; first = 1; next }
+	/^```$/ { inblock = 0; out = ""; next }
+	inblock && first { first = 0; if (match($0, /example: [a-z_]+\.c/)) out = dir "/" substr($0, RSTART + 9, RLENGTH - 9) }
+	inblock && out != "" { print > out }
+' docs/client.md
+n=0
+for ex in "$tmp"/*.c; do
+	case "$ex" in */hello.c) continue ;; esac
+	# shellcheck disable=SC2046
+	cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "${ex%.c}" "$ex" $(pkg-config --cflags --libs brokerc)
+	n=$((n + 1))
+done
+[ "$n" -ge 2 ] || { echo "install.sh: expected the producer and consumer examples in docs/client.md" >&2; exit 1; }
+echo "install.sh: make install, a pkg-config build against libbrokerc and the $n examples of docs/client.md: ok"
