@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -40,6 +41,8 @@ static const char usage_text[] =
 	"  status\n"
 	"  produce TOPIC [--key-separator SEP] [--partition N] [--acks all|leader|none]\n"
 	"                [--header KEY=VALUE ...]   one record per stdin line\n"
+	"  consume TOPIC [--from earliest|latest|OFFSET|@TIMESTAMP_MS] [--partition N]\n"
+	"                [--follow] [--max N] [--group G] [--format value|full|json]\n"
 	"\n"
 	"options:\n"
 	"  --broker HOST:PORT   broker address (default 127.0.0.1:9092, or $BROKERD_BROKER)\n"
@@ -725,6 +728,189 @@ static int produce(int argc, char **argv)
 	return rc < 0 ? EXIT_UNREACHABLE : 0;
 }
 
+/* --- consume ------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void json_bytes(const void *p, int32_t len)
+{
+	char *tmp;
+
+	if (len < 0) {
+		printf("null");
+		return;
+	}
+	tmp = malloc((size_t)len + 1);
+	if (tmp == NULL)
+		die(EXIT_UNREACHABLE, "out of memory");
+	memcpy(tmp, p, (size_t)len);
+	tmp[len] = '\0'; /* a NUL inside ends the JSON string: binary is not JSON */
+	json_str(tmp);
+	free(tmp);
+}
+
+static void print_record(const struct bk_record *r, const char *format)
+{
+	if (strcmp(format, "value") == 0) {
+		fwrite(r->value, 1, r->value_len > 0 ? (size_t)r->value_len : 0, stdout);
+		putchar('\n');
+	} else if (strcmp(format, "json") == 0) {
+		printf("{\"partition\":%d,\"offset\":%" PRId64 ",\"timestamp\":%" PRId64 ",\"key\":",
+		       r->partition, r->offset, r->timestamp_ms);
+		json_bytes(r->key, r->key_len);
+		printf(",\"value\":");
+		json_bytes(r->value, r->value_len);
+		printf(",\"headers\":{");
+		for (uint32_t i = 0; i < r->nheaders; i++) {
+			printf("%s", i ? "," : "");
+			json_str(r->headers[i].key);
+			putchar(':');
+			json_bytes(r->headers[i].value, r->headers[i].value_len);
+		}
+		printf("}}\n");
+	} else {
+		printf("%d\t%" PRId64 "\t%" PRId64 "\t%.*s\t%.*s", r->partition, r->offset,
+		       r->timestamp_ms, r->key_len > 0 ? r->key_len : 0, (const char *)r->key,
+		       r->value_len > 0 ? r->value_len : 0, (const char *)r->value);
+		for (uint32_t i = 0; i < r->nheaders; i++)
+			printf("\t%s=%.*s", r->headers[i].key,
+			       r->headers[i].value_len > 0 ? r->headers[i].value_len : 0,
+			       (const char *)r->headers[i].value);
+		putchar('\n');
+	}
+}
+
+static int consume(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'f' },
+		{ "partition", required_argument, NULL, 'p' },
+		{ "follow", no_argument, NULL, 'F' },
+		{ "max", required_argument, NULL, 'm' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "format", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *from = NULL, *format = "value", *group = NULL, *topic;
+	struct bk_consumer_conf conf;
+	struct bk_consumer *c = NULL;
+	Brokerd__Response *resp;
+	int64_t partition = -1, max = -1, got = 0, *end = NULL;
+	uint32_t nparts, lo, hi;
+	bool follow = false;
+	int ch, rc, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			from = optarg;
+			break;
+		case 'p':
+			partition = parse_i64(optarg, "--partition");
+			break;
+		case 'F':
+			follow = true;
+			break;
+		case 'm':
+			max = parse_i64(optarg, "--max");
+			break;
+		case 'g':
+			group = optarg;
+			break;
+		case 'o':
+			if (strcmp(optarg, "value") && strcmp(optarg, "full") && strcmp(optarg, "json"))
+				die(EXIT_USAGE, "--format must be value, full or json, got '%s'", optarg);
+			format = optarg;
+			break;
+		default:
+			die(EXIT_USAGE, "see brokerctl --help");
+		}
+	}
+	if (optind + 1 != argc)
+		die(EXIT_USAGE, "consume needs exactly one topic");
+	topic = argv[optind];
+	resp = describe_topic(topic);
+	nparts = resp->describe_topic->topic->partition_count;
+	if (partition >= (int64_t)nparts)
+		die(EXIT_REFUSED, "topic '%s' has no partition %" PRId64 " (it has %u)", topic,
+		    partition, nparts);
+	lo = partition >= 0 ? (uint32_t)partition : 0;
+	hi = partition >= 0 ? (uint32_t)partition + 1 : nparts;
+	/* Without --follow, stop at the high watermarks seen now. */
+	end = calloc(nparts ? nparts : 1, sizeof(*end));
+	if (end == NULL)
+		die(EXIT_UNREACHABLE, "out of memory");
+	for (uint32_t p = 0; p < nparts; p++)
+		end[p] = resp->describe_topic->topic->partitions[p]->high_watermark;
+	bk_response_free(resp);
+	bk_consumer_conf_init(&conf);
+	conf.bootstrap = broker;
+	conf.client_id = "brokerctl";
+	conf.group = group;
+	conf.auto_offset_reset = BK_OFFSET_EARLIEST;
+	rc = bk_consumer_new(&conf, &c);
+	if (rc < 0)
+		die(EXIT_UNREACHABLE, "cannot create a consumer: %s", bk_strerror(rc));
+	for (uint32_t p = lo; p < hi; p++) {
+		int64_t start = group != NULL ? BK_OFFSET_COMMITTED : BK_OFFSET_EARLIEST;
+		bool by_time = false;
+		if (from != NULL && strcmp(from, "earliest") == 0)
+			start = BK_OFFSET_EARLIEST;
+		else if (from != NULL && strcmp(from, "latest") == 0)
+			start = BK_OFFSET_LATEST;
+		else if (from != NULL && from[0] == '@')
+			by_time = true;
+		else if (from != NULL)
+			start = parse_i64(from, "--from");
+		rc = bk_consumer_assign(c, topic, (int32_t)p, by_time ? BK_OFFSET_EARLIEST : start);
+		if (rc == 0 && by_time)
+			rc = bk_consumer_seek_time(c, topic, (int32_t)p,
+						   parse_i64(from + 1, "--from @TIMESTAMP_MS"));
+		if (rc < 0)
+			die(bk_err_code(rc) ? EXIT_REFUSED : EXIT_UNREACHABLE, "'%s' partition %u: %s",
+			    topic, p, bk_strerror(rc));
+	}
+	signal(SIGINT, on_interrupt);
+	signal(SIGTERM, on_interrupt);
+	while (!interrupted && (max < 0 || got < max)) {
+		struct bk_record r;
+		bool done = !follow;
+		for (uint32_t p = lo; p < hi && done; p++) {
+			int64_t pos;
+			if (bk_consumer_position(c, topic, (int32_t)p, &pos) < 0 || pos < end[p])
+				done = false;
+		}
+		if (done)
+			break;
+		rc = bk_consumer_poll(c, 500, &r);
+		if (rc == 0 || rc == -EINTR)
+			continue;
+		if (rc < 0) {
+			fprintf(stderr, "brokerctl: consuming '%s': %s\n", topic, bk_strerror(rc));
+			status = bk_err_code(rc) ? EXIT_REFUSED : EXIT_UNREACHABLE;
+			break;
+		}
+		print_record(&r, format);
+		got++;
+		if (group != NULL && got % 1000 == 0)
+			bk_consumer_commit_async(c, NULL, NULL);
+	}
+	fflush(stdout);
+	if (group != NULL && (rc = bk_consumer_commit(c)) < 0) {
+		fprintf(stderr, "brokerctl: commit for group '%s': %s\n", group, bk_strerror(rc));
+		status = status ? status : EXIT_REFUSED;
+	}
+	bk_consumer_close(c);
+	free(end);
+	return status;
+}
+
 /* --- dispatch ---------------------------------------------------------------------- */
 
 struct command {
@@ -760,6 +946,7 @@ static const struct command commands[] = {
 	{ "groups", "delete", groups_delete },
 	{ "status", NULL, status },
 	{ "produce", NULL, produce },
+	{ "consume", NULL, consume },
 };
 
 int main(int argc, char **argv)

@@ -165,6 +165,43 @@ START_TEST(produce_lines)
 }
 END_TEST
 
+START_TEST(consume_formats_and_group)
+{
+	char args[256];
+	int fd = tc_connect(b.port);
+	Brokerd__Response *r = tc_create_topic(fd, "c", 1);
+	size_t len;
+	uint8_t *batch = tc_batch("val", 0, 5, &len);
+
+	tc_free(r);
+	r = tc_produce(fd, "c", 0, BROKERD__ACKS__ACKS_ALL, batch, len);
+	TC_OK(r);
+	tc_free(r);
+	free(batch);
+	ck_assert_int_eq(ctl("consume c"), 0);
+	ck_assert_str_eq(out, "val-0\nval-1\nval-2\nval-3\nval-4\n");
+	ck_assert_int_eq(ctl("consume c --from 3 --format full"), 0);
+	HAS("0\t3\t");
+	HAS("val-3");
+	ck_assert_ptr_null(strstr(out, "val-2"));
+	ck_assert_int_eq(ctl("consume c --from latest"), 0);
+	ck_assert_str_eq(out, "");
+	ck_assert_int_eq(ctl("consume c --format json --max 1"), 0);
+	HAS("{\"partition\":0,\"offset\":0,");
+	HAS("\"value\":\"val-0\"");
+	/* a group resumes where it stopped */
+	ck_assert_int_eq(ctl("consume c --group g --max 2"), 0);
+	ck_assert_str_eq(out, "val-0\nval-1\n");
+	ck_assert_int_eq(ctl("consume c --group g"), 0);
+	ck_assert_str_eq(out, "val-2\nval-3\nval-4\n");
+	snprintf(args, sizeof(args), "consume c --partition 7");
+	ck_assert_int_eq(ctl(args), 1);
+	HAS("has no partition 7");
+	ck_assert_int_eq(ctl("consume nope"), 1);
+	close(fd);
+}
+END_TEST
+
 Suite *brokerctl_suite(void)
 {
 	Suite *s = suite_create("brokerctl");
@@ -176,6 +213,7 @@ Suite *brokerctl_suite(void)
 	tcase_add_test(tc, offsets_and_groups);
 	tcase_add_test(tc, status_usage_unreachable);
 	tcase_add_test(tc, produce_lines);
+	tcase_add_test(tc, consume_formats_and_group);
 	suite_add_tcase(s, tc);
 	return s;
 }
