@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/addr.h"
+
 #define CONN_MAX_RESPONSE (1u << 30)
 #define CONN_DEFAULT_TIMEOUT_MS 10000
 
@@ -47,31 +49,6 @@ static int wait_fd(int fd, short events, int64_t deadline)
 		if (n < 0 && errno != EINTR)
 			return -errno;
 	}
-}
-
-/* Split "host:port" / "[v6]:port" into host and port strings. */
-static int split_addr(const char *addr, char *host, size_t hlen, const char **port)
-{
-	const char *colon, *start = addr, *end;
-
-	if (addr[0] == '[') {
-		end = strchr(addr, ']');
-		if (end == NULL || end[1] != ':')
-			return -EINVAL;
-		start = addr + 1;
-		colon = end + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon == NULL)
-			return -EINVAL;
-		end = colon;
-	}
-	if (end == start || (size_t)(end - start) >= hlen || colon[1] == '\0')
-		return -EINVAL;
-	memcpy(host, start, (size_t)(end - start));
-	host[end - start] = '\0';
-	*port = colon + 1;
-	return 0;
 }
 
 static int connect_one(const struct addrinfo *ai, int64_t deadline)
@@ -110,7 +87,7 @@ int bk_conn_open(const char *addr, int timeout_ms, struct bk_conn **out)
 	int64_t deadline;
 	int rc, fd = -ECONNREFUSED;
 
-	if (addr == NULL || split_addr(addr, host, sizeof(host), &port) < 0)
+	if (addr == NULL || addr_split(addr, host, sizeof(host), &port) < 0)
 		return -EINVAL;
 	if (timeout_ms <= 0)
 		timeout_ms = CONN_DEFAULT_TIMEOUT_MS;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "proto/batch.h"
+#include "client/addr.h"
 
 #define CONS_STAGE_SIZE     (64u << 10) /* socket reads; larger frame tails go direct */
 #define CONS_MAX_FRAME      (1u << 30)  /* as bk_conn_call */
@@ -476,32 +477,6 @@ static void commit_append(struct bk_consumer *c, struct commit *cm)
 }
 
 /* --- connection ------------------------------------------------------------ */
-
-/* Split "host:port" / "[v6]:port".  Returns 0 or -EINVAL. */
-static int split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
-{
-	const char *colon, *start = addr, *end;
-
-	if (addr[0] == '[') {
-		end = strchr(addr, ']');
-		if (end == NULL || end[1] != ':')
-			return -EINVAL;
-		start = addr + 1;
-		colon = end + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon == NULL)
-			return -EINVAL;
-		end = colon;
-	}
-	if (end == start || (size_t)(end - start) >= hlen || colon[1] == '\0' ||
-	    strlen(colon + 1) >= plen)
-		return -EINVAL;
-	memcpy(host, start, (size_t)(end - start));
-	host[end - start] = '\0';
-	strcpy(port, colon + 1);
-	return 0;
-}
 
 static bool wants_conn(const struct bk_consumer *c)
 {
@@ -1666,6 +1641,7 @@ void bk_consumer_conf_init(struct bk_consumer_conf *conf)
 int bk_consumer_new(const struct bk_consumer_conf *conf, struct bk_consumer **out)
 {
 	struct bk_consumer *c;
+	const char *port;
 
 	if (conf == NULL || out == NULL || conf->bootstrap == NULL ||
 	    (conf->auto_offset_reset != BK_OFFSET_EARLIEST &&
@@ -1680,10 +1656,12 @@ int bk_consumer_new(const struct bk_consumer_conf *conf, struct bk_consumer **ou
 	c->fd = -1;
 	c->next_corr = 1;
 	c->conf = *conf;
-	if (split_addr(conf->bootstrap, c->host, sizeof(c->host), c->port, sizeof(c->port)) < 0) {
+	if (addr_split(conf->bootstrap, c->host, sizeof(c->host), &port) < 0 ||
+	    strlen(port) >= sizeof(c->port)) {
 		free(c);
 		return -EINVAL;
 	}
+	memcpy(c->port, port, strlen(port) + 1);
 	c->bootstrap = strdup(conf->bootstrap);
 	c->client_id = strdup(conf->client_id && conf->client_id[0] ? conf->client_id : "libbrokerc");
 	c->group = conf->group ? strdup(conf->group) : NULL;

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "proto/batch.h"
+#include "client/addr.h"
 #include "proto/partition.h"
 
 #define PROD_DEFAULT_MAX_BATCH (8u << 20) /* the broker's default */
@@ -330,31 +331,6 @@ static void emit_logs(const struct bk_producer *p, struct io *io)
 		p->conf.log_cb(p->conf.log_opaque, 2, msg);
 	}
 	io->nlogs = io->dropped = 0;
-}
-
-/* Split "host:port" / "[v6]:port" (as bk_conn_open). */
-static int split_addr(const char *addr, char *host, size_t hlen, const char **port)
-{
-	const char *colon, *start = addr, *end;
-
-	if (addr[0] == '[') {
-		end = strchr(addr, ']');
-		if (end == NULL || end[1] != ':')
-			return -EINVAL;
-		start = addr + 1;
-		colon = end + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon == NULL)
-			return -EINVAL;
-		end = colon;
-	}
-	if (end == start || (size_t)(end - start) >= hlen || colon[1] == '\0')
-		return -EINVAL;
-	memcpy(host, start, (size_t)(end - start));
-	host[end - start] = '\0';
-	*port = colon + 1;
-	return 0;
 }
 
 /* Bytes of a zig-zag varint. */
@@ -1674,7 +1650,7 @@ int bk_producer_new(const struct bk_producer_conf *conf, struct bk_producer **ou
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if (split_addr(p->bootstrap, p->host, sizeof(p->host), &p->port) < 0) {
+	if (addr_split(p->bootstrap, p->host, sizeof(p->host), &p->port) < 0) {
 		rc = -EINVAL;
 		goto fail;
 	}
