@@ -57,6 +57,37 @@ static void usage(FILE *f)
 	fputs(usage_text, f);
 }
 
+/* `brokerctl GROUP ... --help`: the lines of usage_text for that command
+ * group (their continuation lines included), else everything. */
+static void command_usage(const char *group)
+{
+	const char *line = usage_text;
+	size_t glen = group != NULL ? strlen(group) : 0;
+	bool in = false, any = false;
+
+	if (group == NULL) {
+		usage(stdout);
+		return;
+	}
+	printf("usage: brokerctl [--broker HOST:PORT] [--json] [--timeout-ms N] ...\n\n");
+	while (*line) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+		if (strncmp(line, "  ", 2) == 0 && line[2] != ' ')
+			in = strncmp(line + 2, group, glen) == 0 &&
+			     (line[2 + glen] == ' ' || line[2 + glen] == '\n');
+		else if (strncmp(line, "  ", 2) != 0)
+			in = false;
+		if (in) {
+			fwrite(line, 1, len, stdout);
+			any = true;
+		}
+		line += len;
+	}
+	if (!any)
+		usage(stdout);
+}
+
 static void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 static void die(int status, const char *fmt, ...)
 {
@@ -984,7 +1015,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = optind; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
+			command_usage(i > optind ? argv[optind] : NULL);
 			return 0;
 		}
 	}
