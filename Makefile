@@ -161,7 +161,7 @@ run: deps
 bench: deps-bench
 	$(MAKE) --no-print-directory SAN=0 bench-run
 
-bench-run: $(BENCHES) $(BROKERD)
+bench-run: $(BENCHES) $(BROKERD) $(TOOLS)
 	tests/bench/run.sh $(B)
 
 LIBDIR     ?= $(PREFIX)/lib
