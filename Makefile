@@ -137,7 +137,7 @@ $(B)/tests/unit/runner.o: $(B)/gen/suites.h
 # Integration tests exec the brokerd of the same build.
 $(B)/tests/integration/%.o: ALL_CFLAGS += -DBROKERD_PATH='"$(BROKERD)"' \
 	-DTESTS_INTEGRATION_DIR='"$(CURDIR)/tests/integration"' -DPROTO_DIR='"$(CURDIR)/proto"' \
-	-DBROKERCTL_PATH='"$(B)/brokerctl"'
+	-DBROKERCTL_PATH='"$(B)/brokerctl"' -DBROKER_BENCH_PATH='"$(B)/broker-bench"'
 
 $(CHECK_UNIT): $(B)/tests/unit/runner.o $(call obj,$(UNIT_SRC) $(HARNESS_SRC)) $(LIBBROKER) $(LIBCLIENT) $(LIBWIRE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lm
@@ -161,7 +161,7 @@ run: deps
 bench: deps-bench
 	$(MAKE) --no-print-directory SAN=0 bench-run
 
-bench-run: $(BENCHES) $(BROKERD)
+bench-run: $(BENCHES) $(BROKERD) $(TOOLS)
 	tests/bench/run.sh $(B)
 
 LIBDIR     ?= $(PREFIX)/lib

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run.sh — storage benchmark: fio baselines and bench_log on one directory.
+# run.sh — `make bench`: the storage benchmark (fio baselines and bench_log on
+# one directory), then the network (wire.sh) and client (client.sh) parts.
 # Usage: tests/bench/run.sh BUILD_DIR        (make bench runs it on build/rel)
 # Prints raw result lines as it goes, then a summary table with the issue's
 # two floors (PASS/BELOW).  Informational: exits 0 when a floor is missed,
@@ -17,19 +18,35 @@
 #   PREALLOC_SIZE=64m     bytes per prealloc job (capped at 10 s each)
 #   BENCH_WARM=1          write+delete a scratch file before big jobs (see warm)
 #   BENCH_RUNS=2          rounds of parts 1-2 (median reported; ~55 s each)
-#   BENCH_PARTS="storage wire"  "storage", "wire" (tests/bench/wire.sh: the network
-#                         benchmark beside Redis, ~3 min) or both
+#   BENCH_PARTS="storage wire client"  any of "storage" (this script), "wire"
+#                         (tests/bench/wire.sh: the network benchmark beside
+#                         Redis, ~3 min) and "client" (tests/bench/client.sh:
+#                         broker-bench through the client library, ~35 s), run
+#                         in that order
 set -euo pipefail
 shopt -s inherit_errexit
 
 BUILD=${1:?usage: run.sh BUILD_DIR}
-BENCH_PARTS=${BENCH_PARTS:-storage wire}
+BENCH_PARTS=${BENCH_PARTS:-storage wire client}
 WIRE_SH=$(dirname "$0")/wire.sh
-case " $BENCH_PARTS " in
-*" storage "*) ;;
-*" wire "*) exec "$WIRE_SH" "$BUILD" ;;
-*) echo "run.sh: BENCH_PARTS='$BENCH_PARTS': expected storage and/or wire" >&2; exit 2 ;;
-esac
+CLIENT_SH=$(dirname "$0")/client.sh
+for part in $BENCH_PARTS; do
+	case $part in
+	storage | wire | client) ;;
+	*) echo "run.sh: BENCH_PARTS='$BENCH_PARTS': expected storage, wire and/or client" >&2
+	   exit 2 ;;
+	esac
+done
+has_part() { case " $BENCH_PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+# The parts after storage, each a script of its own.
+other_parts() {
+	if has_part wire; then "$WIRE_SH" "$BUILD"; fi
+	if has_part client; then "$CLIENT_SH" "$BUILD"; fi
+}
+if ! has_part storage; then
+	other_parts
+	exit 0
+fi
 BENCH_LOG=$BUILD/bench/bench_log
 FIO_SIZE=${FIO_SIZE:-1g}
 FIO_RUNTIME=${FIO_RUNTIME:-20}
@@ -288,6 +305,4 @@ fi
 echo
 echo "# done in $((SECONDS - T0)) s"
 
-case " $BENCH_PARTS " in
-*" wire "*) "$WIRE_SH" "$BUILD" ;;
-esac
+other_parts
