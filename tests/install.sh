@@ -11,7 +11,7 @@ root="$tmp/root"
 # an uninstrumented program.
 make --no-print-directory -s SAN=0 install DESTDIR="$root" PREFIX=/usr >/dev/null
 
-for f in usr/bin/brokerd usr/bin/brokerctl usr/lib/libbrokerc.a usr/lib/libbrokerc.so.0 \
+for f in usr/bin/brokerd usr/bin/brokerctl usr/bin/broker-bench usr/lib/libbrokerc.a usr/lib/libbrokerc.so.0 \
 	 usr/include/brokerd/client.h usr/include/brokerd/broker.pb-c.h \
 	 usr/lib/pkgconfig/brokerc.pc usr/share/brokerd/broker.proto \
 	 etc/brokerd.conf usr/lib/systemd/system/brokerd.service; do
