@@ -53,64 +53,12 @@ for f in "$BB" "$BROKERD"; do
 	[ -x "$f" ] || { echo "client.sh: $f not built (make $f)" >&2; exit 1; }
 done
 
-DIR=$(mktemp -d "${BENCH_DIR:-/tmp}/brokerd-client.XXXXXX")
-BROKER_PID=""
-PORT=""
-stop_broker() {
-	[ -n "$BROKER_PID" ] || return 0
-	if kill -0 "$BROKER_PID" 2>/dev/null; then
-		kill -TERM "$BROKER_PID"
-		for _ in $(seq 300); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.1; done
-		if kill -0 "$BROKER_PID" 2>/dev/null; then
-			echo "client.sh: brokerd $BROKER_PID ignored SIGTERM for 30 s; killing it" >&2
-			kill -KILL "$BROKER_PID" 2>/dev/null || true
-		fi
-	fi
-	wait "$BROKER_PID" 2>/dev/null || true
-	BROKER_PID=""
-}
-cleanup() { stop_broker; rm -rf -- "$DIR"; }
-trap cleanup EXIT
+BENCH_NAME=client
+WARM=$CLIENT_WARM
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init
 T0=$SECONDS
-
-note() { printf '%s\n' "# $*" >&2; }
-
-# See wire.sh: on this VM the first touch of memory that stayed free costs
-# ~2.5 ms per MiB; a scratch file as large as the run's log, written and
-# deleted just before, keeps that out of the produce figures.
-warm() { # MiB
-	[ "$CLIENT_WARM" = 1 ] || return 0
-	note "warm: $1 MiB scratch file"
-	dd if=/dev/zero of="$DIR/warm.dat" bs=1M count="$1" status=none
-	rm -f -- "$DIR/warm.dat"
-}
-
-# A fresh broker on 127.0.0.1, any free port, data in $DIR; sets BROKER_PID, PORT.
-start_broker() {
-	"$BROKERD" --listen 127.0.0.1:0 --data-dir "$DIR/data" -o admin.listen=off \
-		-o flush.mode=always 2>"$DIR/broker.log" &
-	BROKER_PID=$!
-	for _ in $(seq 200); do
-		PORT=$(sed -n 's/.*ready: listening on .*(port \([0-9]*\)).*/\1/p' "$DIR/broker.log" | tail -n 1)
-		[ -n "$PORT" ] && return 0
-		kill -0 "$BROKER_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "client.sh: brokerd did not become ready; its log:" >&2
-	cat "$DIR/broker.log" >&2
-	exit 1
-}
-
-# Broker CPU over one run, in % of one core (as wire.sh).
-_proc_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
-_sys_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
-cpu_begin() { CPU_P0=$(_proc_ticks "$BROKER_PID"); read -r _ CPU_A0 <<<"$(_sys_ticks)"; }
-cpu_end() {
-	local p1 a1
-	p1=$(_proc_ticks "$BROKER_PID"); read -r _ a1 <<<"$(_sys_ticks)"
-	SRV_CPU=$(awk -v p0="$CPU_P0" -v p1="$p1" -v a0="$CPU_A0" -v a1="$a1" -v n="$(nproc)" \
-		'BEGIN { da = a1 - a0; if (da <= 0) da = 1; printf "%.0f", (p1 - p0) / (da / n) * 100 }')
-}
 
 # bb ARGS...: run broker-bench against the broker; its result line, with the
 # broker's CPU appended, is printed and left in LINE.  A failed run prints
@@ -135,7 +83,7 @@ P=$CLIENT_PRODUCERS C=$CLIENT_CONSUMERS PARTS=$CLIENT_PARTITIONS
 echo "# brokerd client benchmark: $(nproc) CPUs, kernel $(uname -r), $("$BROKERD" --version 2>&1 | head -n 1)"
 echo "# broker-bench: $P producers, $C consumers, $PARTS partitions, acks=all, flush.mode=always, loopback"
 
-start_broker
+start_broker main
 note "broker pid $BROKER_PID port $PORT"
 declare -A R
 # e2e first, before gigabytes of writes stir the disk (as wire.sh).
