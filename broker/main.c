@@ -21,6 +21,7 @@
 #include "broker/admin.h"
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/failpoint.h"
 #include "broker/log.h"
 #include "broker/logging.h"
 #include "broker/offsets.h"
@@ -311,6 +312,14 @@ int main(int argc, char **argv)
 		log_msg(LOGL_ERROR, "max.batch.bytes (%lld) must not exceed max.request.bytes (%lld)",
 			(long long)b.cfg.max_batch_bytes, (long long)b.cfg.max_request_bytes);
 		return 1;
+	}
+	{
+		char fperr[160];
+
+		if (fp_arm_from_env(fperr, sizeof(fperr)) < 0) {
+			log_msg(LOGL_ERROR, "%s", fperr);
+			return 1;
+		}
 	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();

@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "broker/failpoint.h"
 #include "broker/logging.h"
 
 #define URING_REAP_BATCH 64
@@ -52,8 +53,14 @@ static void uring_reap(struct uring *u)
 		u->inflight -= n;
 		for (unsigned i = 0; i < n; i++) {
 			int res = done[i].res;
+			int fperr = 0;
+
 			if (u->filter != NULL)
 				res = u->filter(done[i].op, res, u->filter_arg);
+			/* Fault injection in the completion path: the operation
+			 * was done, but its caller sees the injected error. */
+			if (fp_hit(done[i].op->what, &fperr) == FP_ERROR)
+				res = fperr;
 			done[i].op->cb(done[i].op, res);
 		}
 	}
