@@ -14,7 +14,7 @@
 #define FP_MAX 32
 #define FP_NAME_MAX 64
 
-enum fp_action { FPA_CRASH, FPA_ERROR, FPA_SKIP };
+enum fp_action { FPA_CRASH, FPA_POWERLOSS, FPA_ERROR, FPA_SKIP };
 
 struct fp {
 	char name[FP_NAME_MAX];
@@ -28,6 +28,10 @@ struct fp {
 bool fp_armed;
 static struct fp fps[FP_MAX];
 static int nfps;
+static struct {
+	void (*fn)(void *arg);
+	void *arg;
+} hooks[FP_POWERLOSS_HOOKS];
 
 static const struct {
 	const char *name;
@@ -78,7 +82,10 @@ static int parse_entry(const char *s, size_t n, struct fp *fp)
 	memcpy(fp->name, s, namelen);
 	fp->first = 1;
 	p = eq + 1;
-	if ((size_t)(end - p) >= 5 && memcmp(p, "crash", 5) == 0) {
+	if ((size_t)(end - p) >= 9 && memcmp(p, "powerloss", 9) == 0) {
+		fp->action = FPA_POWERLOSS;
+		p += 9;
+	} else if ((size_t)(end - p) >= 5 && memcmp(p, "crash", 5) == 0) {
 		fp->action = FPA_CRASH;
 		p += 5;
 	} else if ((size_t)(end - p) >= 4 && memcmp(p, "skip", 4) == 0) {
@@ -116,7 +123,7 @@ int fp_arm(const char *spec, char *err, size_t errlen)
 		if (nfps == FP_MAX || parse_entry(s, n, &fps[nfps]) < 0) {
 			snprintf(err, errlen,
 				 "BROKERD_FAILPOINTS: bad entry '%.*s' (want "
-				 "name=crash|skip|error(ERRNO)[@FIRST][*COUNT], at most %d)",
+				 "name=crash|powerloss|skip|error(ERRNO)[@FIRST][*COUNT], at most %d)",
 				 (int)n, s, FP_MAX);
 			fp_disarm();
 			return -EINVAL;
@@ -138,6 +145,30 @@ int fp_arm_from_env(char *err, size_t errlen)
 	return rc;
 }
 
+int fp_on_powerloss(void (*fn)(void *arg), void *arg)
+{
+	int free_slot = -1;
+
+	for (int i = 0; i < FP_POWERLOSS_HOOKS; i++) {
+		if (hooks[i].fn == fn && hooks[i].arg == arg)
+			return 0;
+		if (hooks[i].fn == NULL && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot < 0)
+		return -ENOSPC;
+	hooks[free_slot].fn = fn;
+	hooks[free_slot].arg = arg;
+	return 0;
+}
+
+void fp_off_powerloss(void (*fn)(void *arg), void *arg)
+{
+	for (int i = 0; i < FP_POWERLOSS_HOOKS; i++)
+		if (hooks[i].fn == fn && hooks[i].arg == arg)
+			hooks[i].fn = NULL;
+}
+
 void fp_disarm(void)
 {
 	nfps = 0;
@@ -156,6 +187,12 @@ enum fp_kind fp_hit_slow(const char *name, int *err)
 		if (n < fp->first || (fp->count != 0 && n - fp->first >= fp->count))
 			return FP_NONE;
 		switch (fp->action) {
+		case FPA_POWERLOSS:
+			log_msg(LOGL_WARN, "failpoint %s: power loss (hit %lu)", name, n);
+			for (int h = 0; h < FP_POWERLOSS_HOOKS; h++)
+				if (hooks[h].fn != NULL)
+					hooks[h].fn(hooks[h].arg);
+			/* fall through */
 		case FPA_CRASH:
 			log_msg(LOGL_WARN, "failpoint %s: crash (hit %lu)", name, n);
 			kill(getpid(), SIGKILL);

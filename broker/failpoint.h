@@ -6,13 +6,18 @@
  *   BROKERD_FAILPOINTS="name=action[,name=action...]"
  *   action := kind ['@' FIRST] ['*' COUNT]
  *   kind   := crash          kill the process with SIGKILL at that point
+ *           | powerloss      run the power-loss hooks (fp_on_powerloss: the
+ *                            logs cut every segment file back to what a
+ *                            really executed fsync covered), then SIGKILL:
+ *                            a power cut, where kill -9 keeps the page cache
  *           | error(ERRNO)   the point fails with -ERRNO (EIO, ENOSPC, ...)
  *           | skip           the operation is skipped but reported as done
  *   FIRST  := the 1-based hit on which the action starts (default 1)
  *   COUNT  := how many hits it applies to from then on (default: all)
  *
  * e.g. "log.fsync=error(EIO)@3*1" fails the third fsync only;
- *      "topic.meta.rename=crash" dies just before topics.meta is renamed.
+ *      "topic.meta.rename=crash" dies just before topics.meta is renamed;
+ *      "log.write=powerloss@200" cuts the power at the 200th write completion.
  *
  * Unarmed, fp_hit() is one load and a branch; production never sets the
  * variable.  Points are named "<module>.<step>" and listed in
@@ -44,6 +49,14 @@ void fp_disarm(void);
  * FP_ERROR with *err set to the -errno to fail with; a crash action never
  * returns.  err may be NULL when the caller only handles FP_SKIP. */
 enum fp_kind fp_hit_slow(const char *name, int *err);
+
+/* Register fn(arg) to run when a powerloss action fires, just before the
+ * SIGKILL (at most FP_POWERLOSS_HOOKS; registering the same pair again is a
+ * no-op).  Returns 0 or -ENOSPC.  A hook must only do what a dying process
+ * can: no allocation it relies on, blocking syscalls are fine. */
+#define FP_POWERLOSS_HOOKS 8
+int fp_on_powerloss(void (*fn)(void *arg), void *arg);
+void fp_off_powerloss(void (*fn)(void *arg), void *arg);
 
 extern bool fp_armed;
 

@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/failpoint.h"
 #include "broker/hist.h"
 #include "broker/logging.h"
 #include "broker/segment.h"
@@ -142,6 +143,7 @@ struct log_sync {
 	struct cursor at;
 	int64_t t0_us;          /* submission time, for the latency histogram */
 	bool linked;            /* chained after a write: cancelled if it fails */
+	bool skipped;           /* failpoint log.fsync.submit=skip: a nop ran */
 };
 
 struct log_unlink {
@@ -186,7 +188,12 @@ struct log {
 	void (*hw_cb)(struct log *, void *);
 	void *hw_arg;
 	char corruption[320];
+	LIST_ENTRY(log) all;   /* every open log, for the power-loss hook */
 };
+
+/* Every open log of the process (one reactor thread), so that a failpoint
+ * powerloss action can cut their files (log_powerloss). */
+static LIST_HEAD(, log) all_logs = LIST_HEAD_INITIALIZER(all_logs);
 
 static int64_t sys_wall_ms(void *arg)
 {
@@ -463,6 +470,10 @@ static void on_sync(struct uring_op *op, int res)
 		log_fail(l, res, "fdatasync");
 		return;
 	}
+	/* Power-loss simulation: this fsync really ran, so what was written
+	 * when it was submitted (ls->at) survives a power cut. */
+	if (!ls->skipped && ls->at.pos > ls->at.seg->pl_synced)
+		ls->at.seg->pl_synced = ls->at.pos;
 	/* A failed log never advances; and a sync covers only what this loop
 	 * saw written (a linked sync's write completes first). */
 	if (l->error != 0)
@@ -478,6 +489,21 @@ static void on_sync(struct uring_op *op, int res)
 	advance_durable(l);
 	maybe_sync(l);
 	maybe_zero(l);
+}
+
+/* Prepare the group-commit fdatasync of fd in sqe.  Test builds may arm
+ * "log.fsync.submit=skip": a nop takes its place and reports success (a
+ * disk that lies about flushing), which the crash tests use to show that
+ * their power-loss simulation and checker do see lost writes.  Returns true
+ * when the fsync was skipped. */
+static bool prep_data_sync(struct io_uring_sqe *sqe, int fd)
+{
+	if (fp_hit("log.fsync.submit", NULL) == FP_SKIP) {
+		io_uring_prep_nop(sqe);
+		return true;
+	}
+	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+	return false;
 }
 
 /* Submit one fdatasync covering everything written, if anyone needs it. */
@@ -504,7 +530,7 @@ static void maybe_sync(struct log *l)
 	struct io_uring_sqe *sqe = log_sqe(l, &l->sync.op, on_sync, "log.fsync");
 	if (sqe == NULL)
 		return; /* retried on the next completion */
-	io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
+	l->sync.skipped = prep_data_sync(sqe, s->fd);
 	l->sync.log = l;
 	l->sync.at = l->written;
 	l->sync.t0_us = mono_us();
@@ -735,6 +761,11 @@ static void maybe_seal(struct log *l)
 	io_uring_prep_fsync(sqe, l->dirfd, 0);
 	chain_end(ch);
 	l->seal_inflight = true;
+	/* Power-loss simulation: the chain's later steps (the .index saying
+	 * "sealed") reach the disk only after this fdatasync ran, and the
+	 * simulation cannot tell whether the kernel ran it before the cut:
+	 * keep the data, an outcome a power cut allows either way. */
+	s->pl_synced = s->size;
 	return;
 busy:
 	err = -EBUSY;
@@ -834,10 +865,10 @@ static int submit_write_sqe(struct log *l, struct log_write *w)
 	sqe = log_sqe(l, &l->sync.op, on_sync, "log.fsync");
 	if (sqe == NULL) /* cannot happen after uring_reserve(2) */
 		return 0;
-	io_uring_prep_fsync(sqe, w->seg->fd, IORING_FSYNC_DATASYNC);
+	bool skipped = prep_data_sync(sqe, w->seg->fd);
 	l->sync = (struct log_sync){ .op = l->sync.op, .log = l,
 				     .at = { w->seg, w->end_pos, w->end_offset },
-				     .t0_us = mono_us(), .linked = true };
+				     .t0_us = mono_us(), .linked = true, .skipped = skipped };
 	l->sync_inflight = true;
 	l->sync_due = false;
 	return 0;
@@ -1623,6 +1654,10 @@ static int ckpt_start(struct log *l, uint16_t flags)
 		return ch->err;
 	}
 	chain_end(ch);
+	/* Power-loss simulation: as for the seal chain, the checkpoint slot
+	 * claiming at.pos follows this fdatasync; keep what it covers. */
+	if (ch->at.pos > s->pl_synced)
+		s->pl_synced = ch->at.pos;
 	return 0;
 }
 
@@ -2093,6 +2128,8 @@ static void log_free(struct log *l)
 {
 	if (l == NULL)
 		return;
+	if (l->all.le_prev != NULL)
+		LIST_REMOVE(l, all);
 	uring_defer_cancel(l->ctx->u, &l->flush_defer);
 	if (l->interval_ev != NULL)
 		event_free(l->interval_ev);
@@ -2108,6 +2145,38 @@ static void log_free(struct log *l)
 		close(l->dirfd);
 	free(l->dir);
 	free(l);
+}
+
+/* Failpoint powerloss hook: cut every open log's unsealed segment files
+ * back to what a really executed fsync covered (pl_synced), as a power cut
+ * drops what only the page cache held; a segment whose directory entry is
+ * not yet durable loses everything.  Sealed segments were synced whole.
+ * Each cut is logged as "powerloss: cut <path> to <n> bytes": writes that
+ * io_uring workers are still carrying out can land after the cut (before
+ * the process is gone), so the crash tests apply the cuts again once the
+ * process has exited.  The process is SIGKILLed right after. */
+static void log_powerloss(void *arg)
+{
+	struct log *l;
+
+	(void)arg;
+	LIST_FOREACH(l, &all_logs, all) {
+		for (int i = 0; i < l->nsegs; i++) {
+			struct segment *s = l->segs[i];
+			uint64_t keep = s->created_durable ? s->pl_synced : 0;
+			char name[SEG_NAME_MAX];
+			struct stat st;
+
+			if (s->fd < 0 || s->seal_done || fstat(s->fd, &st) < 0)
+				continue;
+			seg_name(name, s->base, ".log");
+			log_msg(LOGL_WARN, "powerloss: cut %s/%s to %" PRIu64 " bytes (was %" PRIu64 ")",
+				l->dir, name, keep, (uint64_t)st.st_size);
+			if ((uint64_t)st.st_size > keep && ftruncate(s->fd, (off_t)keep) < 0)
+				log_msg_errno(LOGL_ERROR, -errno, "powerloss: cannot cut %s/%s",
+					      l->dir, name);
+		}
+	}
 }
 
 int log_open(struct log_ctx *ctx, const char *dir, const struct log_config *cfg, int flags,
@@ -2167,6 +2236,7 @@ int log_open(struct log_ctx *ctx, const char *dir, const struct log_config *cfg,
 		s->created_durable = true;
 		s->synced_off = s->next_offset;
 		s->synced_pos = s->size;
+		s->pl_synced = s->size; /* recovered (or clean): all fsynced */
 		if (i < l->nsegs - 1) {
 			s->sealed = s->seal_done = true;
 			close(s->fd); /* reopened on the first read */
@@ -2179,6 +2249,9 @@ int log_open(struct log_ctx *ctx, const char *dir, const struct log_config *cfg,
 	l->end = s->next_offset;
 	l->file_end = s->size;
 	l->written = l->durable = l->hw = (struct cursor){ s, s->size, l->end };
+	if (fp_armed)
+		fp_on_powerloss(log_powerloss, NULL);
+	LIST_INSERT_HEAD(&all_logs, l, all);
 	*out = l;
 	return 0;
 fail:

@@ -56,6 +56,8 @@ struct segment {
 	bool zero_tail;         /* zero-ahead extended the file past size */
 	uint64_t synced_pos;    /* fdatasync covered [0, synced_pos) ... */
 	int64_t synced_off;     /* ... i.e. offsets below synced_off */
+	uint64_t pl_synced;     /* power-loss simulation (log.c): bytes of the
+	                           file a really executed fsync covered */
 	struct seg_index idx;
 	uint32_t idx_saved;     /* offset entries already in the .index file */
 	uint32_t tidx_saved;    /* time entries already in the .timeindex file */
