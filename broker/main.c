@@ -3,7 +3,9 @@
  * and recovers every partition), the offsets store, the client listener and
  * the admin HTTP port.  Run: retention and recovery checkpoints on timers.
  * SIGTERM/SIGINT: stop accepting, answer what is in flight, flush every log,
- * write the clean checkpoints, exit 0. */
+ * write the clean checkpoints, exit 0.  A signal during start-up (recovery)
+ * is held until ready, then handled so: recovery is finished, not cut, and
+ * the next start is clean.  Signals after the loop are ignored (exit 0). */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -322,6 +324,11 @@ int main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	sigset_t stopsigs;
+	sigemptyset(&stopsigs);
+	sigaddset(&stopsigs, SIGTERM);
+	sigaddset(&stopsigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &stopsigs, NULL); /* until the handlers exist */
 	raise_fd_limit();
 	b.start_wall_ms = broker_wall_ms();
 	if (lock_data_dir(&b) < 0)
@@ -370,6 +377,7 @@ int main(int argc, char **argv)
 	for (int i = 2; i < 4; i++)
 		if (evs[i] != NULL)
 			event_add(evs[i], NULL);
+	sigprocmask(SIG_UNBLOCK, &stopsigs, NULL);
 	log_msg(LOGL_INFO, "ready: listening on %s (port %d)%s%s", b.cfg.listen, srv_port(b.srv),
 		b.cfg.admin_enabled ? ", admin HTTP on " : "",
 		b.cfg.admin_enabled ? b.cfg.admin_listen : "");
@@ -386,6 +394,10 @@ out:
 	for (int i = 0; i < 4; i++)
 		if (evs[i] != NULL)
 			event_free(evs[i]);
+	/* Freeing the signal events restored the default action: a signal
+	 * from now on (logs closed) must not turn a clean exit into a kill. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
 	log_ctx_free(b.ctx);
 	uring_free(b.u);
 	if (b.base != NULL)
