@@ -6,6 +6,7 @@
 #   make check      install deps, build with ASan+UBSan, run every test
 #   make run        install deps, build, start brokerd with broker.conf.example
 #   make bench      install deps (+fio), build optimised, run the benchmarks
+#   make torture    install deps, build with ASan+UBSan, long crash tests
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make SAN=1 ...  any target with AddressSanitizer + UndefinedBehaviorSanitizer
 
@@ -72,8 +73,10 @@ BROKERD   = $(B)/brokerd
 CHECK_UNIT = $(B)/tests/check_unit
 BENCHES   = $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 TOOLS     = $(patsubst tools/%.c,$(B)/%,$(TOOLS_SRC))
+# The crash-test client (tests/crash): links the client library.
+CRASHDRV  = $(B)/tests/crashdrv
 
-.PHONY: all deps deps-bench check test run bench bench-run install clean
+.PHONY: all deps deps-bench check test run bench bench-run install clean torture torture-run
 .DEFAULT_GOAL := all
 # Keep generated codec sources (make would delete them as intermediates).
 .SECONDARY: $(PROTO_GEN) $(PROTO_GEN:.c=.h)
@@ -142,6 +145,9 @@ $(B)/tests/integration/%.o: ALL_CFLAGS += -DBROKERD_PATH='"$(BROKERD)"' \
 $(CHECK_UNIT): $(B)/tests/unit/runner.o $(call obj,$(UNIT_SRC) $(HARNESS_SRC)) $(LIBBROKER) $(LIBCLIENT) $(LIBWIRE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS) -lm
 
+$(CRASHDRV): $(B)/tests/crash/crashdrv.o $(LIBCLIENT)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell pkg-config --libs libprotobuf-c libisal) -lpthread
+
 $(B)/bench/%: $(B)/tests/bench/%.o $(LIBBROKER) $(LIBWIRE)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
@@ -150,9 +156,17 @@ $(B)/bench/%: $(B)/tests/bench/%.o $(LIBBROKER) $(LIBWIRE)
 check: deps
 	$(MAKE) --no-print-directory SAN=1 test
 
-test: $(BROKERD) $(CHECK_UNIT) $(LIBCLIENT) $(LIBCLIENT_SO) $(TOOLS)
+test: $(BROKERD) $(CHECK_UNIT) $(LIBCLIENT) $(LIBCLIENT_SO) $(TOOLS) $(CRASHDRV)
 	CK_DEFAULT_TIMEOUT=120 $(CHECK_UNIT)
 	tests/install.sh
+	python3 tests/crash/crash.py --build $(B) short
+
+# Crash tests, long form (tests/crash, docs/testing.md): >= 100 cycles each.
+torture: deps
+	$(MAKE) --no-print-directory SAN=1 torture-run
+
+torture-run: $(BROKERD) $(CRASHDRV)
+	python3 tests/crash/crash.py --build $(B) long
 
 run: deps
 	$(MAKE) --no-print-directory all
