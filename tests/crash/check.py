@@ -177,6 +177,51 @@ def check_final(att, dump, rep):
         rep.add("gaps", 0, "partition %d stopped at offset %d: %s" % (part, off, msg))
 
 
+def selftest(tmpdir):
+    """Each kind of violation, fabricated, must be reported (and a clean
+    history must pass): proof that the checker can fail.  Returns a list of
+    problems (empty: fine)."""
+    import os
+    out = os.path.join(tmpdir, "selftest.out")
+    dump = os.path.join(tmpdir, "selftest.dump")
+    clean_out = ["ok 1 0 0 2 0 0", "unk 1 0 2 1 0 5", "ok 1 0 2 1 0 3", "fail 1 0 3 1 0 X"]
+    clean_dump = ["R 0 0 4", "D 0 0 r1.p0.s0", "D 0 1 r1.p0.s1", "D 0 2 r1.p0.s2",
+                  "D 0 3 r1.p0.s2"]  # the copy of s2 is explained by its unk
+    cases = [
+        (None, clean_out, clean_dump),
+        ("lost", clean_out, ["R 0 0 4", "D 0 0 r1.p0.s0", "D 0 1 r1.p0.s9", "D 0 2 r1.p0.s2",
+                             "D 0 3 r1.p0.s2"]),
+        ("unexplained_duplicates", clean_out, clean_dump[:3] + ["D 0 3 r1.p0.s1", "R 0 0 4"]),
+        ("order", ["ok 1 0 0 1 0 1", "ok 1 0 1 1 0 0"],
+         ["R 0 0 2", "D 0 0 r1.p0.s1", "D 0 1 r1.p0.s0"]),
+        ("failed_visible", clean_out, clean_dump + ["D 0 4 r1.p0.s3", "R 0 0 5"]),
+        ("gaps", clean_out, ["R 0 0 5"] + clean_dump[1:]),
+        ("phantom", clean_out, clean_dump + ["D 0 4 hello", "R 0 0 5"]),
+    ]
+    problems = []
+    for want, o, d in cases:
+        with open(out, "w") as f:
+            f.write("\n".join(o) + "\n")
+        with open(dump, "w") as f:
+            f.write("\n".join(d) + "\n")
+        rep = Report()
+        check_final(read_outcomes([out]), Dump(dump), rep)
+        got = [k for k, v in rep.counts.items() if v and k != "duplicates"]
+        if (want is None and got) or (want is not None and want not in got):
+            problems.append("selftest: want %s, got %s" % (want or "no violation", got or "none"))
+    # changed: an offset whose value differs from an earlier dump
+    seen, rep = {}, Report()
+    with open(dump, "w") as f:
+        f.write("R 0 0 1\nD 0 0 r1.p0.s0\n")
+    check_changed(Dump(dump), seen, rep)
+    with open(dump, "w") as f:
+        f.write("R 0 0 1\nD 0 0 r1.p0.s7\n")
+    check_changed(Dump(dump), seen, rep)
+    if rep.counts["changed"] != 1:
+        problems.append("selftest: a changed offset went unnoticed")
+    return problems
+
+
 def main(argv):
     if "--" not in argv:
         print("usage: check.py OUTCOME_FILE... -- DUMP_FILE", file=sys.stderr)

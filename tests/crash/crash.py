@@ -424,6 +424,7 @@ def sc_kill9_recovery(run, cycles, rnd, min_bytes, seconds):
 
 
 SHORT = [
+    ("checker-selftest", dict(cycles=0)),
     ("kill9", dict(cycles=10)),
     ("powerloss", dict(cycles=4)),
     ("powerloss-nofsync", dict(cycles=1)),
@@ -432,6 +433,7 @@ SHORT = [
     ("kill9-recovery", dict(cycles=5, min_bytes=48 << 20, seconds=20)),
 ]
 LONG = [
+    ("checker-selftest", dict(cycles=0)),
     ("kill9", dict(cycles=100)),
     ("powerloss", dict(cycles=100)),
     ("powerloss-nofsync", dict(cycles=3)),
@@ -441,7 +443,21 @@ LONG = [
 ]
 
 
+def run_selftest(args):
+    d = tempfile.mkdtemp(prefix="brokerd-crash-selftest.", dir=args.tmp)
+    try:
+        problems = check.selftest(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    for p in problems:
+        print("  " + p)
+    print("crash: scenario=checker-selftest outcome=%s" % ("FAIL" if problems else "PASS"))
+    return not problems
+
+
 def run_scenario(args, name, kw, rnd):
+    if name == "checker-selftest":
+        return run_selftest(args)
     expect_loss = name == "powerloss-nofsync"
     run = Run(args, name)
     ok = False

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/failpoint.h"
 
@@ -73,6 +74,36 @@ START_TEST(test_crash)
 }
 END_TEST
 
+/* A powerloss action runs the registered hooks first (this one exits 3,
+ * which only a hook run before the SIGKILL can make the test see). */
+static void exit3(void *arg)
+{
+	(void)arg;
+	_exit(3);
+}
+
+START_TEST(test_powerloss_runs_hooks)
+{
+	ck_assert_int_eq(fp_on_powerloss(exit3, NULL), 0);
+	ck_assert_int_eq(fp_on_powerloss(exit3, NULL), 0); /* same pair: once */
+	ck_assert_int_eq(fp_arm("log.write=powerloss@2", err, sizeof(err)), 0);
+	ck_assert_int_eq(fp_hit("log.write", NULL), FP_NONE);
+	fp_hit("log.write", NULL);
+	ck_abort_msg("not reached");
+}
+END_TEST
+
+/* Without hooks (or once they are removed) powerloss is a crash. */
+START_TEST(test_powerloss_kills)
+{
+	ck_assert_int_eq(fp_on_powerloss(exit3, NULL), 0);
+	fp_off_powerloss(exit3, NULL);
+	ck_assert_int_eq(fp_arm("log.write=powerloss", err, sizeof(err)), 0);
+	fp_hit("log.write", NULL);
+	ck_abort_msg("not reached");
+}
+END_TEST
+
 Suite *failpoint_suite(void)
 {
 	Suite *s = suite_create("failpoint");
@@ -83,6 +114,8 @@ Suite *failpoint_suite(void)
 	tcase_add_test(tc, test_window);
 	tcase_add_test(tc, test_bad_specs);
 	tcase_add_test_raise_signal(tc, test_crash, SIGKILL);
+	tcase_add_exit_test(tc, test_powerloss_runs_hooks, 3);
+	tcase_add_test_raise_signal(tc, test_powerloss_kills, SIGKILL);
 	suite_add_tcase(s, tc);
 	return s;
 }
