@@ -18,22 +18,26 @@
 #   PREALLOC_SIZE=64m     bytes per prealloc job (capped at 10 s each)
 #   BENCH_WARM=1          write+delete a scratch file before big jobs (see warm)
 #   BENCH_RUNS=2          rounds of parts 1-2 (median reported; ~55 s each)
-#   BENCH_PARTS="storage wire client"  any of "storage" (this script), "wire"
-#                         (tests/bench/wire.sh: the network benchmark beside
-#                         Redis, ~3 min) and "client" (tests/bench/client.sh:
-#                         broker-bench through the client library, ~35 s), run
+#   BENCH_PARTS="storage wire client recovery"  any of "storage" (this
+#                         script), "wire" (tests/bench/wire.sh: the network
+#                         benchmark beside Redis, ~3 min), "client"
+#                         (tests/bench/client.sh: broker-bench through the
+#                         client library, ~35 s) and "recovery"
+#                         (tests/bench/recovery.sh: time to ready after kill -9
+#                         and after SIGTERM with >= 2 GiB of data, ~1 min), run
 #                         in that order
 set -euo pipefail
 shopt -s inherit_errexit
 
 BUILD=${1:?usage: run.sh BUILD_DIR}
-BENCH_PARTS=${BENCH_PARTS:-storage wire client}
+BENCH_PARTS=${BENCH_PARTS:-storage wire client recovery}
 WIRE_SH=$(dirname "$0")/wire.sh
 CLIENT_SH=$(dirname "$0")/client.sh
+RECOVERY_SH=$(dirname "$0")/recovery.sh
 for part in $BENCH_PARTS; do
 	case $part in
-	storage | wire | client) ;;
-	*) echo "run.sh: BENCH_PARTS='$BENCH_PARTS': expected storage, wire and/or client" >&2
+	storage | wire | client | recovery) ;;
+	*) echo "run.sh: BENCH_PARTS='$BENCH_PARTS': expected storage, wire, client and/or recovery" >&2
 	   exit 2 ;;
 	esac
 done
@@ -42,6 +46,7 @@ has_part() { case " $BENCH_PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 other_parts() {
 	if has_part wire; then "$WIRE_SH" "$BUILD"; fi
 	if has_part client; then "$CLIENT_SH" "$BUILD"; fi
+	if has_part recovery; then "$RECOVERY_SH" "$BUILD"; fi
 }
 if ! has_part storage; then
 	other_parts

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check  # noqa: E402
 
 TOPIC = "crash"
-CUT_RE = re.compile(r"powerloss: cut (\S+) to (\d+) bytes")
+CUT_RE = re.compile(r"powerloss: cut (\S+) to (\d+) bytes \(was (\d+)\)")
 
 
 class HarnessError(Exception):
@@ -124,14 +124,17 @@ class Broker:
     def apply_powerloss_cuts(self):
         """Apply again the cuts the powerloss hook logged: io_uring writes
         in flight at the cut may have landed after it, before the process
-        was gone.  Returns the number of cut lines."""
-        n = 0
+        was gone.  Returns (cut lines, bytes cut)."""
+        n = cut = 0
         for m in CUT_RE.finditer(self.log_text()):
-            path, size = m.group(1), int(m.group(2))
+            path, size, was = m.group(1), int(m.group(2)), int(m.group(3))
             n += 1
             if os.path.exists(path) and os.path.getsize(path) > size:
+                cut += os.path.getsize(path) - size
                 os.truncate(path, size)
-        return n
+            elif was > size:
+                cut += was - size
+        return n, cut
 
 
 class Run:
@@ -288,6 +291,7 @@ def sc_powerloss(run, cycles, rnd, nofsync):
     run.broker.start()
     run.create_topic()
     run.start_producers()
+    fired_n = cut_bytes = 0
     for _ in range(cycles):
         run.broker.signal(signal.SIGTERM)
         if run.broker.wait_exit() != 0:
@@ -300,11 +304,17 @@ def sc_powerloss(run, cycles, rnd, nofsync):
             run.broker.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             run.broker.kill9()  # too few writes to reach the point: kill -9
-        if run.broker.apply_powerloss_cuts() == 0 and "power loss" in run.broker.log_text():
+        fired = "power loss" in run.broker.log_text()
+        ncut, cut = run.broker.apply_powerloss_cuts()
+        if fired and ncut == 0:
             raise HarnessError("powerloss fired but logged no cuts; see %s" % run.broker.log)
+        fired_n += fired
+        cut_bytes += cut
         run.cycles += 1
         run.broker.start()
         run.verify()
+    run.notes.append("power cut in %d of %d cycles (else kill -9), %d unsynced bytes dropped"
+                     % (fired_n, cycles, cut_bytes))
     time.sleep(0.3)
     run.final()
 
@@ -502,6 +512,7 @@ def main():
     ap.add_argument("--tmp", default=os.environ.get("TMPDIR", "/tmp"))
     ap.add_argument("what", nargs="+", help="short, long, or scenario names")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rnd = random.Random(seed)
     table = dict(SHORT)
