@@ -69,7 +69,7 @@ start() {
 	exit 1
 }
 
-log_bytes() { find "$D/data" -name '*.log' -printf '%s\n' | awk '{ s += $1 } END { printf "%d", s }'; }
+log_bytes() { find "$D/data" -name '*.log' -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s }'; }
 
 start
 n=$(( RECOVERY_BYTES / RECOVERY_SIZE + 1 ))
