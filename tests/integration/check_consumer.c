@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -779,60 +780,96 @@ static int listen_any(int *port)
 	return fd;
 }
 
-/* Serve one connection: list_offsets -> 0, a fetch at 0 -> `records`
- * (next offset `next`), any later fetch -> nothing.  Runs in a child. */
+/* Answer one request frame: list_offsets -> 0, a fetch at 0 -> `records`
+ * (next offset `next`), any later fetch -> nothing.  Returns 0, or an exit
+ * status for the fake broker. */
+static int fake_answer(int fd, const uint8_t *frame, size_t flen, const uint8_t *records,
+		       size_t len, int64_t next)
+{
+	Brokerd__Request *q = brokerd__request__unpack(NULL, flen, frame);
+	Brokerd__Response r = BROKERD__RESPONSE__INIT;
+	Brokerd__ListOffsetsResponse lo = BROKERD__LIST_OFFSETS_RESPONSE__INIT;
+	Brokerd__FetchResponse f = BROKERD__FETCH_RESPONSE__INIT;
+	uint8_t *out;
+	size_t n;
+
+	if (q == NULL)
+		return 2;
+	r.correlation_id = q->correlation_id;
+	if (q->op_case == BROKERD__REQUEST__OP_LIST_OFFSETS) {
+		lo.high_watermark = next;
+		r.op_case = BROKERD__RESPONSE__OP_LIST_OFFSETS;
+		r.list_offsets = &lo;
+	} else if (q->op_case == BROKERD__REQUEST__OP_FETCH) {
+		f.high_watermark = next;
+		f.next_offset = q->fetch->offset;
+		if (q->fetch->offset == 0) {
+			f.records.data = (uint8_t *)records;
+			f.records.len = len;
+			f.next_offset = next;
+		} else {
+			usleep(q->fetch->max_wait_ms * 1000);
+		}
+		r.op_case = BROKERD__RESPONSE__OP_FETCH;
+		r.fetch = &f;
+	} else {
+		brokerd__request__free_unpacked(q, NULL);
+		return 3;
+	}
+	brokerd__request__free_unpacked(q, NULL);
+	n = brokerd__response__get_packed_size(&r);
+	out = malloc(n + 4);
+	if (out == NULL)
+		return 4;
+	out[0] = (uint8_t)(n >> 24);
+	out[1] = (uint8_t)(n >> 16);
+	out[2] = (uint8_t)(n >> 8);
+	out[3] = (uint8_t)n;
+	brokerd__response__pack(&r, out + 4);
+	n = tc_send_raw(fd, out, n + 4) < 0 ? 5 : 0;
+	free(out);
+	return (int)n;
+}
+
+/* Serve the consumer's connections (its control connection and the one of
+ * its partition) until every one it opened is closed.  Runs in a child. */
 static void fake_broker(int lfd, const uint8_t *records, size_t len, int64_t next)
 {
-	int fd = accept(lfd, NULL, NULL);
-	uint8_t *frame;
-	size_t flen;
+	struct pollfd pfd[5] = { { .fd = lfd, .events = POLLIN } };
+	int nfd = 1, open_conns = 0, accepted = 0;
 
-	if (fd < 0)
-		_exit(1);
-	while ((frame = tc_recv_raw(fd, &flen)) != NULL) {
-		Brokerd__Request *q = brokerd__request__unpack(NULL, flen, frame);
-		Brokerd__Response r = BROKERD__RESPONSE__INIT;
-		Brokerd__ListOffsetsResponse lo = BROKERD__LIST_OFFSETS_RESPONSE__INIT;
-		Brokerd__FetchResponse f = BROKERD__FETCH_RESPONSE__INIT;
-		uint8_t *out;
-		size_t n;
+	for (int turn = 0; turn < 100000 && (open_conns > 0 || accepted == 0); turn++) {
+		if (poll(pfd, (nfds_t)nfd, 20000) <= 0)
+			_exit(6);
+		for (int i = nfd - 1; i >= 0; i--) {
+			uint8_t *frame;
+			size_t flen;
+			int rc;
 
-		free(frame);
-		if (q == NULL)
-			_exit(2);
-		r.correlation_id = q->correlation_id;
-		if (q->op_case == BROKERD__REQUEST__OP_LIST_OFFSETS) {
-			lo.high_watermark = next;
-			r.op_case = BROKERD__RESPONSE__OP_LIST_OFFSETS;
-			r.list_offsets = &lo;
-		} else if (q->op_case == BROKERD__REQUEST__OP_FETCH) {
-			f.high_watermark = next;
-			f.next_offset = q->fetch->offset;
-			if (q->fetch->offset == 0) {
-				f.records.data = (uint8_t *)records;
-				f.records.len = len;
-				f.next_offset = next;
-			} else {
-				usleep(q->fetch->max_wait_ms * 1000);
+			if (pfd[i].revents == 0)
+				continue;
+			if (i == 0) {
+				int fd = accept(lfd, NULL, NULL);
+
+				if (fd < 0 || nfd == 5)
+					_exit(1);
+				pfd[nfd++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+				open_conns++;
+				accepted++;
+				continue;
 			}
-			r.op_case = BROKERD__RESPONSE__OP_FETCH;
-			r.fetch = &f;
-		} else {
-			_exit(3);
+			frame = tc_recv_raw(pfd[i].fd, &flen);
+			if (frame == NULL) {
+				close(pfd[i].fd);
+				pfd[i] = pfd[--nfd];
+				open_conns--;
+				continue;
+			}
+			rc = fake_answer(pfd[i].fd, frame, flen, records, len, next);
+			free(frame);
+			if (rc != 0)
+				_exit(rc);
 		}
-		brokerd__request__free_unpacked(q, NULL);
-		n = brokerd__response__get_packed_size(&r);
-		out = malloc(n + 4);
-		if (out == NULL)
-			_exit(4);
-		out[0] = (uint8_t)(n >> 24);
-		out[1] = (uint8_t)(n >> 16);
-		out[2] = (uint8_t)(n >> 8);
-		out[3] = (uint8_t)n;
-		brokerd__response__pack(&r, out + 4);
-		if (tc_send_raw(fd, out, n + 4) < 0)
-			_exit(5);
-		free(out);
 	}
 	_exit(0);
 }
