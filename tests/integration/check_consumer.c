@@ -503,6 +503,75 @@ START_TEST(commit_and_resume)
 }
 END_TEST
 
+/* Produce one record "<prefix>-<first>" to topic/p from a child process
+ * after delay_ms; returns its pid (status 0: produced). */
+static pid_t produce_later(const char *topic, uint32_t p, const char *prefix, int first,
+			   int delay_ms)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* no Check assertions here: report through the exit status */
+		size_t len;
+		uint8_t *batch = tc_batch(prefix, first, 1, &len);
+		Brokerd__Response *r;
+		int fd;
+
+		usleep((useconds_t)delay_ms * 1000);
+		fd = tc_connect(b.port);
+		r = tc_produce(fd, topic, p, BROKERD__ACKS__ACKS_ALL, batch, len);
+		_exit(r != NULL && r->error == 0 ? 0 : 1);
+	}
+	return pid;
+}
+
+/* Every partition long-polls on its own connection: a record produced to
+ * the second of two caught-up partitions is handed out while the first's
+ * long poll (10 s) is still pending, not after it; and a seek while a long
+ * poll is pending takes effect at once instead of queueing behind it. */
+START_TEST(long_polls_independent)
+{
+	struct bk_consumer_conf conf;
+	struct bk_consumer *c = NULL;
+	struct bk_record rec;
+	char addr[64];
+	pid_t pid;
+	int fd, st;
+
+	tb_start(&b);
+	fd = tc_connect(b.port);
+	create(fd, "lp", 2, NULL, 0);
+	produce_many(fd, "lp", 0, "a", 0, 3, 3);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", b.port);
+	bk_consumer_conf_init(&conf);
+	conf.bootstrap = addr;
+	conf.fetch_max_wait_ms = 10000;
+	conf.request_timeout_ms = 30000;
+	conf.log_cb = log_cb;
+	ck_assert_int_eq(bk_consumer_new(&conf, &c), 0);
+	ck_assert_int_eq(bk_consumer_assign(c, "lp", 0, BK_OFFSET_LATEST), 0);
+	ck_assert_int_eq(bk_consumer_assign(c, "lp", 1, BK_OFFSET_LATEST), 0);
+	/* both caught up: both long-poll from here on */
+	ck_assert_int_eq(bk_consumer_poll(c, 300, &rec), 0);
+	pid = produce_later("lp", 1, "b", 0, 200);
+	ck_assert_int_eq(bk_consumer_poll(c, 4000, &rec), 1);
+	ck_assert_int_eq(rec.partition, 1);
+	ck_assert_int_eq(rec.offset, 0);
+	ck_assert(value_is(&rec, "b", 0));
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* partition 0's long poll is still pending: the seek does not wait */
+	ck_assert_int_eq(bk_consumer_seek(c, "lp", 0, 1), 0);
+	ck_assert_int_eq(bk_consumer_poll(c, 4000, &rec), 1);
+	ck_assert_int_eq(rec.partition, 0);
+	ck_assert_int_eq(rec.offset, 1);
+	ck_assert(value_is(&rec, "a", 1));
+	bk_consumer_close(c);
+	close(fd);
+}
+END_TEST
+
 /* A consumer process that commits and then dies without closing: the next
  * one resumes at the commit, with no gap and nothing before it. */
 START_TEST(resume_after_crash)
@@ -1108,6 +1177,7 @@ Suite *consumer_suite(void)
 	tcase_add_test(tc, keys_headers_nulls);
 	tcase_add_test(tc, seeks);
 	tcase_add_test(tc, tailing);
+	tcase_add_test(tc, long_polls_independent);
 	tcase_add_test(tc, commit_and_resume);
 	tcase_add_test(tc, resume_after_crash);
 	tcase_add_test(tc, auto_offset_reset);
