@@ -201,6 +201,9 @@ void bk_producer_close(struct bk_producer *p);
  * records one at a time from fetched batches (CRC-checked), and keeps the
  * next fetch of each partition in flight while the application works
  * (prefetch).  Fetches long-poll, so a caught-up consumer tails the log.
+ * Each assigned partition fetches on its own connection (plus one for
+ * offsets and commits), so a record on any partition is handed out as soon
+ * as it arrives, whatever the other partitions' long polls do.
  * With a group, positions are committed as that group's offsets. */
 
 #define BK_OFFSET_LATEST    (-1)  /* the high watermark: new records only */
