@@ -632,6 +632,105 @@ START_TEST(resume_after_crash)
 }
 END_TEST
 
+/* A consumer process of a group, killed with SIGKILL in the middle of a
+ * read (fetches in flight, commits every 7 records): its committed offsets
+ * never pass what it had processed, and the next consumer of the group
+ * resumes at them with nothing skipped, up to the end. */
+START_TEST(resume_after_kill9)
+{
+	enum { N = 300, KILL_AT = 200 };
+	int64_t seen_next[2] = { 0, 0 }, at[2];
+	struct bk_consumer *c;
+	int fd, pfd[2], st, got = 0;
+	pid_t pid;
+
+	tb_start(&b);
+	fd = tc_connect(b.port);
+	create(fd, "k9", 2, NULL, 0);
+	produce_many(fd, "k9", 0, "x0", 0, N, 10);
+	produce_many(fd, "k9", 1, "x1", 0, N, 10);
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* no Check assertions here: report through the pipe and the exit status */
+		struct bk_consumer_conf conf;
+		struct bk_record rec;
+		char addr[64];
+		int n = 0;
+
+		close(pfd[0]);
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d", b.port);
+		bk_consumer_conf_init(&conf);
+		conf.bootstrap = addr;
+		conf.group = "g9";
+		conf.auto_offset_reset = BK_OFFSET_EARLIEST;
+		conf.fetch_max_bytes = 256;
+		if (bk_consumer_new(&conf, &c) != 0 ||
+		    bk_consumer_assign(c, "k9", 0, BK_OFFSET_COMMITTED) != 0 ||
+		    bk_consumer_assign(c, "k9", 1, BK_OFFSET_COMMITTED) != 0)
+			_exit(2);
+		for (int turns = 0; turns < 100000; turns++) {
+			int64_t msg[2];
+			int rc = bk_consumer_poll(c, 1000, &rec);
+
+			if (rc < 0)
+				_exit(3);
+			if (rc == 0)
+				continue;
+			/* processed: report it, then (every 7th) commit */
+			msg[0] = rec.partition;
+			msg[1] = rec.offset;
+			if (write(pfd[1], msg, sizeof(msg)) != sizeof(msg))
+				_exit(4);
+			if (++n % 7 == 0 && bk_consumer_commit(c) != 0)
+				_exit(5);
+			usleep(500);
+		}
+		_exit(6);
+	}
+	close(pfd[1]);
+	while (got < KILL_AT) {
+		int64_t msg[2];
+
+		ck_assert_int_eq(read(pfd[0], msg, sizeof(msg)), (ssize_t)sizeof(msg));
+		ck_assert(msg[0] == 0 || msg[0] == 1);
+		ck_assert_int_eq(msg[1], seen_next[msg[0]]); /* in order, no gap */
+		seen_next[msg[0]]++;
+		got++;
+	}
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d", st);
+	/* what it wrote before dying (after KILL_AT) was processed too */
+	for (;;) {
+		int64_t msg[2];
+
+		if (read(pfd[0], msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+			break;
+		ck_assert_int_eq(msg[1], seen_next[msg[0]]);
+		seen_next[msg[0]]++;
+	}
+	close(pfd[0]);
+	for (int p = 0; p < 2; p++) {
+		at[p] = committed(fd, "g9", "k9", (uint32_t)p);
+		ck_assert_msg(at[p] <= seen_next[p], "partition %d: committed %lld, processed "
+			      "up to %lld", p, (long long)at[p], (long long)seen_next[p]);
+	}
+	ck_assert_int_ge(at[0] + at[1], KILL_AT - 7);
+	c = consumer("g9", BK_OFFSET_EARLIEST, 0);
+	ck_assert_int_eq(bk_consumer_assign(c, "k9", 0, BK_OFFSET_COMMITTED), 0);
+	ck_assert_int_eq(position(c, "k9", 0), at[0]);
+	expect_range(c, "k9", 0, "x0", at[0], N);
+	ck_assert_int_eq(bk_consumer_unassign(c, "k9", 0), 0);
+	ck_assert_int_eq(bk_consumer_assign(c, "k9", 1, BK_OFFSET_COMMITTED), 0);
+	ck_assert_int_eq(position(c, "k9", 1), at[1]);
+	expect_range(c, "k9", 1, "x1", at[1], N);
+	bk_consumer_close(c);
+	close(fd);
+}
+END_TEST
+
 /* BK_OFFSET_COMMITTED without a commit: auto_offset_reset decides. */
 START_TEST(auto_offset_reset)
 {
@@ -1180,6 +1279,7 @@ Suite *consumer_suite(void)
 	tcase_add_test(tc, long_polls_independent);
 	tcase_add_test(tc, commit_and_resume);
 	tcase_add_test(tc, resume_after_crash);
+	tcase_add_test(tc, resume_after_kill9);
 	tcase_add_test(tc, auto_offset_reset);
 	tcase_add_test(tc, out_of_range_after_retention);
 	tcase_add_test(tc, corrupt_batch_caught_by_client);
