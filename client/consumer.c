@@ -1,11 +1,15 @@
-/* consumer — libbrokerc's consumer (see brokerd/client.h): one non-blocking
- * connection driven by poll(2) from inside the API calls, no thread.  A
- * fetch response is received into one buffer and kept whole; its records
- * are handed out in place, each batch CRC-checked first.
+/* consumer — libbrokerc's consumer (see brokerd/client.h): non-blocking
+ * connections driven by poll(2) from inside the API calls, no thread: one
+ * "control" connection for list_offsets, fetch_offsets and commits, and one
+ * per assigned partition for its fetches, so that a partition's long poll
+ * never holds back another partition's answer (the broker answers a
+ * connection's requests in order).  A fetch response is received into one
+ * buffer and kept whole; its records are handed out in place, each batch
+ * CRC-checked first.
  *
  * Invariants:
- *  1. Responses come in request order: the head of the pending FIFO is the
- *     request the next frame answers.
+ *  1. Responses come in request order per connection: the head of a
+ *     connection's pending FIFO is the request its next frame answers.
  *  2. A partition has at most one fetch of its current epoch in flight,
  *     asked at `fetch_at`, the next_offset of the last response queued: the
  *     queue covers [position, fetch_at) without a gap.
@@ -75,6 +79,28 @@ struct fbuf {
 	uint8_t data[];
 };
 
+struct pend;
+
+/* One connection to the broker and its requests in flight. */
+struct cconn {
+	struct part *owner;     /* NULL: the control connection */
+	int fd;
+	bool connecting, lost;
+	int64_t conn_start, connect_at;
+	int backoff;
+	int last_err;           /* last transport error */
+	struct sockaddr_storage addrs[CONS_MAX_ADDRS];
+	socklen_t alens[CONS_MAX_ADDRS];
+	int naddr, addr_i;
+	uint8_t *out;
+	size_t out_off, out_len, out_cap;
+	uint8_t hdr[4];
+	size_t hdr_got;
+	struct fbuf *rx;        /* frame being received */
+	size_t rx_got;
+	struct pend *ph, *pt;
+};
+
 struct part {
 	char *topic;            /* owned */
 	int32_t partition;
@@ -86,7 +112,6 @@ struct part {
 	int64_t fetch_at;       /* offset of the next fetch */
 	uint32_t epoch;
 	bool fetching;          /* a fetch of this epoch is in flight */
-	bool idle;              /* the last fetch reached the high watermark */
 	int64_t retry_at;       /* no request before (retriable error) */
 	int err;                /* why it stopped */
 	bool report;            /* err is still to be returned by poll */
@@ -99,6 +124,7 @@ struct part {
 	struct batch_iter it;   /* over a batch of qhead */
 	bool in_batch;
 	bool yielded;           /* a record of the current batch was handed out */
+	struct cconn conn;      /* its fetches; closed when it is unassigned */
 	struct part *next_dead;
 };
 
@@ -137,6 +163,8 @@ struct bk_consumer {
 
 	struct part **parts;
 	int nparts, cap_parts;
+	struct pollfd *pfds;          /* cap_parts + 1 each: for pump */
+	struct cconn **pconns;
 	int rr;                       /* partition served last */
 	int nreport;                  /* partitions with report set */
 	struct part *dead;            /* unassigned, freed at the next poll */
@@ -145,23 +173,8 @@ struct bk_consumer {
 	unsigned since_pump;          /* records handed out since the last pump */
 	bool batch_end;               /* a batch was finished since then */
 
-	/* connection */
-	int fd;
-	bool connecting, lost;
-	int64_t conn_start, connect_at;
-	int backoff;
-	int last_err;                 /* last transport error */
-	struct sockaddr_storage addrs[CONS_MAX_ADDRS];
-	socklen_t alens[CONS_MAX_ADDRS];
-	int naddr, addr_i;
-	uint8_t *out;
-	size_t out_off, out_len, out_cap;
-	uint8_t *stage;
-	uint8_t hdr[4];
-	size_t hdr_got;
-	struct fbuf *rx;              /* frame being received */
-	size_t rx_got;
-	struct pend *ph, *pt;
+	struct cconn ctl;             /* resolves and commits */
+	uint8_t *stage;               /* socket reads of every connection */
 	uint64_t next_corr;
 
 	struct commit *commits;       /* not yet answered, in order */
@@ -267,14 +280,22 @@ static void defer_clear(struct part *p)
 	p->defer_msg = NULL;
 }
 
-/* Forget everything fetched or asked for: answers in flight are dropped. */
+static void conn_shut(struct cconn *k);
+static void conn_fini(struct cconn *k);
+
+/* Forget everything fetched or asked for: answers in flight are dropped.
+ * A long poll in flight would hold back the next fetch on p's connection
+ * until it expires: that connection is closed and opened anew instead. */
 static void part_forget(struct bk_consumer *c, struct part *p)
 {
+	if (p->fetching && c->conf.fetch_max_wait_ms > 0) {
+		conn_shut(&p->conn);
+		p->conn.connect_at = 0;
+	}
 	retire_all(c, p);
 	defer_clear(p);
 	p->epoch++;
 	p->fetching = false;
-	p->idle = false;
 	p->retry_at = 0;
 	report_clear(c, p);
 	p->err = 0;
@@ -316,20 +337,23 @@ static void part_free(struct part *p)
 		p->qhead = fb->next;
 		free(fb);
 	}
+	conn_fini(&p->conn);
 	free(p->defer_msg);
 	free(p->topic);
 	free(p);
 }
 
-/* Remove parts[i]: its requests in flight are dropped, and it waits in the
- * dead list until the next poll (a record may still point at its topic). */
+/* Remove parts[i]: its requests in flight are dropped (its connection is
+ * closed), and it waits in the dead list until the next poll (a record may
+ * still point at its topic). */
 static void part_remove(struct bk_consumer *c, int i)
 {
 	struct part *p = c->parts[i];
 
-	for (struct pend *pd = c->ph; pd != NULL; pd = pd->next)
+	for (struct pend *pd = c->ctl.ph; pd != NULL; pd = pd->next)
 		if (pd->p == p)
 			pd->p = NULL;
+	conn_shut(&p->conn);
 	report_clear(c, p);
 	retire_all(c, p);
 	memmove(&c->parts[i], &c->parts[i + 1], (size_t)(c->nparts - i - 1) * sizeof(*c->parts));
@@ -355,14 +379,6 @@ static void release(struct bk_consumer *c)
 	}
 }
 
-static bool has_local(const struct bk_consumer *c)
-{
-	for (int i = 0; i < c->nparts; i++)
-		if (c->parts[i]->state == PS_FETCH && (c->parts[i]->in_batch || c->parts[i]->qhead))
-			return true;
-	return false;
-}
-
 /* --- commits -------------------------------------------------------------- */
 
 static void commit_free(struct commit *cm)
@@ -386,7 +402,7 @@ static void commit_unlink(struct bk_consumer *c, struct commit *cm)
 		}
 	}
 	cm->next = NULL;
-	for (struct pend *pd = c->ph; pd != NULL; pd = pd->next)
+	for (struct pend *pd = c->ctl.ph; pd != NULL; pd = pd->next)
 		if (pd->cm == cm)
 			pd->cm = NULL;
 }
@@ -478,17 +494,48 @@ static void commit_append(struct bk_consumer *c, struct commit *cm)
 
 /* --- connection ------------------------------------------------------------ */
 
-static bool wants_conn(const struct bk_consumer *c)
+static void conn_init(struct cconn *k, struct part *owner)
 {
-	return c->nparts > 0 || c->commits != NULL;
+	memset(k, 0, sizeof(*k));
+	k->owner = owner;
+	k->fd = -1;
 }
 
-static int64_t next_backoff(struct bk_consumer *c)
+static bool conn_ready(const struct cconn *k)
 {
-	int delay = c->backoff;
+	return k->fd >= 0 && !k->connecting;
+}
 
-	c->backoff = c->backoff == 0 ? CONS_BACKOFF_MIN_MS
-		     : c->backoff * 2 > CONS_BACKOFF_MAX_MS ? CONS_BACKOFF_MAX_MS : c->backoff * 2;
+/* Whether k should be connected: the control connection while a position
+ * is resolved or a commit waits, a partition's while it fetches. */
+static bool wants_conn(const struct bk_consumer *c, const struct cconn *k)
+{
+	if (k->owner != NULL)
+		return k->owner->state == PS_FETCH;
+	if (c->commits != NULL)
+		return true;
+	for (int i = 0; i < c->nparts; i++)
+		if (c->parts[i]->state == PS_RESOLVE || c->parts[i]->state == PS_RESOLVING)
+			return true;
+	return false;
+}
+
+/* " (fetches of 'topic' partition n)" for a partition's connection. */
+static const char *conn_what(const struct cconn *k, char *buf, size_t size)
+{
+	if (k->owner == NULL)
+		return "";
+	snprintf(buf, size, " (fetches of '%s' partition %d)", k->owner->topic,
+		 k->owner->partition);
+	return buf;
+}
+
+static int64_t next_backoff(struct cconn *k)
+{
+	int delay = k->backoff;
+
+	k->backoff = k->backoff == 0 ? CONS_BACKOFF_MIN_MS
+		     : k->backoff * 2 > CONS_BACKOFF_MAX_MS ? CONS_BACKOFF_MAX_MS : k->backoff * 2;
 	return delay;
 }
 
@@ -510,162 +557,182 @@ static void pend_undo(struct pend *pd)
 		p->state = PS_RESOLVE;
 }
 
-/* Drop the connection and everything in flight on it; reconnect later. */
-static void conn_reset(struct bk_consumer *c, int err, int64_t now)
+/* Close k and drop everything in flight on it (each request is undone, so
+ * it will be asked again); k may be connected again later. */
+static void conn_shut(struct cconn *k)
 {
-	int64_t delay;
-
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	c->connecting = false;
-	c->last_err = err;
-	c->out_off = c->out_len = 0;
-	c->hdr_got = 0;
-	free(c->rx);
-	c->rx = NULL;
-	while (c->ph != NULL) {
-		struct pend *pd = c->ph;
-		c->ph = pd->next;
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+	k->connecting = false;
+	k->out_off = k->out_len = 0;
+	k->hdr_got = 0;
+	free(k->rx);
+	k->rx = NULL;
+	while (k->ph != NULL) {
+		struct pend *pd = k->ph;
+		k->ph = pd->next;
 		pend_undo(pd);
 		free(pd);
 	}
-	c->pt = NULL;
-	delay = next_backoff(c);
-	c->connect_at = now + delay;
-	c->lost = true;
-	cons_log(c, 2, "connection to %s lost: %s; reconnecting in %lld ms", c->bootstrap,
-		 bk_strerror(err), (long long)delay);
+	k->pt = NULL;
 }
 
-static void conn_up(struct bk_consumer *c)
+/* Free what k holds (the consumer or its partition goes away). */
+static void conn_fini(struct cconn *k)
 {
+	conn_shut(k);
+	free(k->out);
+	k->out = NULL;
+	k->out_cap = 0;
+}
+
+/* Drop the connection and everything in flight on it; reconnect later. */
+static void conn_reset(struct bk_consumer *c, struct cconn *k, int err, int64_t now)
+{
+	char what[300];
+	int64_t delay;
+
+	conn_shut(k);
+	k->last_err = err;
+	delay = next_backoff(k);
+	k->connect_at = now + delay;
+	k->lost = true;
+	cons_log(c, 2, "connection to %s%s lost: %s; reconnecting in %lld ms", c->bootstrap,
+		 conn_what(k, what, sizeof(what)), bk_strerror(err), (long long)delay);
+}
+
+static void conn_up(struct bk_consumer *c, struct cconn *k)
+{
+	char what[300];
 	int one = 1;
 
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->connecting = false;
-	if (c->lost)
-		cons_log(c, 1, "reconnected to %s", c->bootstrap);
+	setsockopt(k->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	k->connecting = false;
+	if (k->lost)
+		cons_log(c, 1, "reconnected to %s%s", c->bootstrap, conn_what(k, what, sizeof(what)));
 	else
-		cons_log(c, 0, "connected to %s", c->bootstrap);
-	c->lost = false;
+		cons_log(c, 0, "connected to %s%s", c->bootstrap, conn_what(k, what, sizeof(what)));
+	k->lost = false;
 }
 
-static void conn_failed(struct bk_consumer *c, int64_t now)
+static void conn_failed(struct bk_consumer *c, struct cconn *k, int64_t now)
 {
-	int64_t delay = next_backoff(c);
+	char what[300];
+	int64_t delay = next_backoff(k);
 
 	if (delay == 0)
-		delay = next_backoff(c);
-	c->connect_at = now + delay;
-	c->lost = true;
-	cons_log(c, 2, "cannot connect to %s: %s; retrying in %lld ms", c->bootstrap,
-		 bk_strerror(c->last_err), (long long)delay);
+		delay = next_backoff(k);
+	k->connect_at = now + delay;
+	k->lost = true;
+	cons_log(c, 2, "cannot connect to %s%s: %s; retrying in %lld ms", c->bootstrap,
+		 conn_what(k, what, sizeof(what)), bk_strerror(k->last_err), (long long)delay);
 }
 
 /* Connect to the addresses from addr_i on, until one connects or is in
  * progress; after the last, back off. */
-static void conn_try(struct bk_consumer *c, int64_t now)
+static void conn_try(struct bk_consumer *c, struct cconn *k, int64_t now)
 {
-	while (c->addr_i < c->naddr) {
-		const struct sockaddr_storage *sa = &c->addrs[c->addr_i];
+	while (k->addr_i < k->naddr) {
+		const struct sockaddr_storage *sa = &k->addrs[k->addr_i];
 		int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 		if (fd < 0) {
-			c->last_err = -errno;
-			c->addr_i++;
+			k->last_err = -errno;
+			k->addr_i++;
 			continue;
 		}
-		if (connect(fd, (const struct sockaddr *)sa, c->alens[c->addr_i]) == 0) {
-			c->fd = fd;
-			conn_up(c);
+		if (connect(fd, (const struct sockaddr *)sa, k->alens[k->addr_i]) == 0) {
+			k->fd = fd;
+			conn_up(c, k);
 			return;
 		}
 		if (errno == EINPROGRESS) {
-			c->fd = fd;
-			c->connecting = true;
-			c->conn_start = now;
+			k->fd = fd;
+			k->connecting = true;
+			k->conn_start = now;
 			return;
 		}
-		c->last_err = -errno;
+		k->last_err = -errno;
 		close(fd);
-		c->addr_i++;
+		k->addr_i++;
 	}
-	conn_failed(c, now);
+	conn_failed(c, k, now);
 }
 
 /* Resolve the bootstrap address (blocking getaddrinfo) and connect. */
-static void conn_start(struct bk_consumer *c, int64_t now)
+static void conn_start(struct bk_consumer *c, struct cconn *k, int64_t now)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
 	int rc = getaddrinfo(c->host, c->port, &hints, &res);
 
-	c->naddr = c->addr_i = 0;
+	k->naddr = k->addr_i = 0;
 	if (rc != 0) {
-		c->last_err = rc == EAI_MEMORY ? -ENOMEM : rc == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
-		conn_failed(c, now);
+		k->last_err = rc == EAI_MEMORY ? -ENOMEM : rc == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+		conn_failed(c, k, now);
 		return;
 	}
-	for (struct addrinfo *ai = res; ai != NULL && c->naddr < CONS_MAX_ADDRS; ai = ai->ai_next) {
-		if (ai->ai_addrlen > sizeof(c->addrs[0]))
+	for (struct addrinfo *ai = res; ai != NULL && k->naddr < CONS_MAX_ADDRS; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof(k->addrs[0]))
 			continue;
-		memcpy(&c->addrs[c->naddr], ai->ai_addr, ai->ai_addrlen);
-		c->alens[c->naddr++] = ai->ai_addrlen;
+		memcpy(&k->addrs[k->naddr], ai->ai_addr, ai->ai_addrlen);
+		k->alens[k->naddr++] = ai->ai_addrlen;
 	}
 	freeaddrinfo(res);
-	conn_try(c, now);
+	conn_try(c, k, now);
 }
 
 /* The socket of a connect in progress became writable (or failed). */
-static void conn_finish(struct bk_consumer *c, int64_t now)
+static void conn_finish(struct bk_consumer *c, struct cconn *k, int64_t now)
 {
 	int err = 0;
 	socklen_t len = sizeof(err);
 
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+	if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err == 0) {
-		conn_up(c);
+		conn_up(c, k);
 		return;
 	}
-	close(c->fd);
-	c->fd = -1;
-	c->connecting = false;
-	c->last_err = -err;
-	c->addr_i++;
-	conn_try(c, now);
+	close(k->fd);
+	k->fd = -1;
+	k->connecting = false;
+	k->last_err = -err;
+	k->addr_i++;
+	conn_try(c, k, now);
 }
 
-/* Reserve n more bytes at the end of the output buffer. */
-static int out_reserve(struct bk_consumer *c, size_t n)
+/* Reserve n more bytes at the end of k's output buffer. */
+static int out_reserve(struct cconn *k, size_t n)
 {
-	if (c->out_off > 0 && c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	if (c->out_len + n <= c->out_cap)
+	if (k->out_off > 0 && k->out_off == k->out_len)
+		k->out_off = k->out_len = 0;
+	if (k->out_len + n <= k->out_cap)
 		return 0;
-	if (c->out_off > 0) {
-		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-		c->out_len -= c->out_off;
-		c->out_off = 0;
+	if (k->out_off > 0) {
+		memmove(k->out, k->out + k->out_off, k->out_len - k->out_off);
+		k->out_len -= k->out_off;
+		k->out_off = 0;
 	}
-	if (c->out_len + n > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap : 4096;
+	if (k->out_len + n > k->out_cap) {
+		size_t cap = k->out_cap ? k->out_cap : 4096;
 		uint8_t *p;
 
-		while (cap < c->out_len + n)
+		while (cap < k->out_len + n)
 			cap *= 2;
-		p = realloc(c->out, cap);
+		p = realloc(k->out, cap);
 		if (p == NULL)
 			return -ENOMEM;
-		c->out = p;
-		c->out_cap = cap;
+		k->out = p;
+		k->out_cap = cap;
 	}
 	return 0;
 }
 
-/* Frame req into the output buffer and append pd (taken) to the pending
+/* Frame req into k's output buffer and append pd (taken) to k's pending
  * FIFO.  Returns 0, or -ENOMEM / -EMSGSIZE with pd freed. */
-static int send_req(struct bk_consumer *c, Brokerd__Request *req, struct pend *pd, int64_t now)
+static int send_req(struct bk_consumer *c, struct cconn *k, Brokerd__Request *req,
+		    struct pend *pd, int64_t now)
 {
 	size_t n;
 	uint8_t *p;
@@ -677,44 +744,51 @@ static int send_req(struct bk_consumer *c, Brokerd__Request *req, struct pend *p
 		free(pd);
 		return -EMSGSIZE;
 	}
-	if (out_reserve(c, n + 4) < 0) {
+	if (out_reserve(k, n + 4) < 0) {
 		free(pd);
 		return -ENOMEM;
 	}
-	p = c->out + c->out_len;
+	p = k->out + k->out_len;
 	p[0] = (uint8_t)(n >> 24);
 	p[1] = (uint8_t)(n >> 16);
 	p[2] = (uint8_t)(n >> 8);
 	p[3] = (uint8_t)n;
 	brokerd__request__pack(req, p + 4);
-	c->out_len += n + 4;
+	k->out_len += n + 4;
 	pd->corr = req->correlation_id;
 	pd->sent_ms = now;
 	pd->next = NULL;
-	if (c->pt != NULL)
-		c->pt->next = pd;
+	if (k->pt != NULL)
+		k->pt->next = pd;
 	else
-		c->ph = pd;
-	c->pt = pd;
+		k->ph = pd;
+	k->pt = pd;
 	return 0;
 }
 
-static void flush_out(struct bk_consumer *c, int64_t now)
+static void flush_out(struct bk_consumer *c, struct cconn *k, int64_t now)
 {
-	while (c->fd >= 0 && !c->connecting && c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+	while (k->fd >= 0 && !k->connecting && k->out_off < k->out_len) {
+		ssize_t n = send(k->fd, k->out + k->out_off, k->out_len - k->out_off, MSG_NOSIGNAL);
 
 		if (n > 0) {
-			c->out_off += (size_t)n;
+			k->out_off += (size_t)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		conn_reset(c, n < 0 ? -errno : -EPIPE, now);
+		conn_reset(c, k, n < 0 ? -errno : -EPIPE, now);
 		return;
 	}
+}
+
+static void flush_all(struct bk_consumer *c, int64_t now)
+{
+	flush_out(c, &c->ctl, now);
+	for (int i = 0; i < c->nparts; i++)
+		flush_out(c, &c->parts[i]->conn, now);
 }
 
 /* --- requests ---------------------------------------------------------------- */
@@ -731,8 +805,12 @@ static struct pend *pend_new(enum pend_kind kind, struct part *p)
 	return pd;
 }
 
-static int send_fetch(struct bk_consumer *c, struct part *p, uint32_t wait_ms, int64_t now)
+/* The next fetch of p, on its own connection.  It always may long-poll:
+ * the broker answers at once when there is data, and nothing else waits
+ * behind it on that connection. */
+static int send_fetch(struct bk_consumer *c, struct part *p, int64_t now)
 {
+	uint32_t wait_ms = c->conf.fetch_max_wait_ms;
 	Brokerd__Request req = BROKERD__REQUEST__INIT;
 	Brokerd__FetchRequest q = BROKERD__FETCH_REQUEST__INIT;
 	struct pend *pd = pend_new(PK_FETCH, p);
@@ -750,7 +828,7 @@ static int send_fetch(struct bk_consumer *c, struct part *p, uint32_t wait_ms, i
 	req.fetch = &q;
 	pd->at = p->fetch_at;
 	pd->wait_ms = wait_ms;
-	rc = send_req(c, &req, pd, now);
+	rc = send_req(c, &p->conn, &req, pd, now);
 	if (rc == 0)
 		p->fetching = true;
 	return rc;
@@ -785,7 +863,7 @@ static int send_resolve(struct bk_consumer *c, struct part *p, int64_t now)
 		req.op_case = BROKERD__REQUEST__OP_LIST_OFFSETS;
 		req.list_offsets = &lo;
 	}
-	rc = send_req(c, &req, pd, now);
+	rc = send_req(c, &c->ctl, &req, pd, now);
 	if (rc == 0)
 		p->state = PS_RESOLVING;
 	return rc;
@@ -806,7 +884,7 @@ static int send_commit(struct bk_consumer *c, struct commit *cm, int64_t now)
 	q.n_offsets = cm->n;
 	req.op_case = BROKERD__REQUEST__OP_COMMIT_OFFSETS;
 	req.commit_offsets = &q;
-	rc = send_req(c, &req, pd, now);
+	rc = send_req(c, &c->ctl, &req, pd, now);
 	if (rc == 0)
 		cm->sent = true;
 	return rc;
@@ -818,52 +896,30 @@ static bool can_fetch(const struct part *p, int64_t now)
 	       now >= p->retry_at && p->defer == 0;
 }
 
-/* Put every request that is due on the wire.  Partitions behind the high
- * watermark are fetched at once (max_wait 0); caught-up ones ride along
- * with them, or — when every partition is caught up and lp >= 0 — long-poll
- * for lp ms.  A long poll delays every response behind it on the
- * connection, hence only when nothing else is going on.  lp < 0: no long
- * polls (the application has records to process, or waits for a commit).
- * Returns 0 or -ENOMEM. */
-static int schedule(struct bk_consumer *c, int lp, int64_t now)
+/* Put every request that is due on the wire: commits and resolves on the
+ * control connection, each partition's next fetch on its own (as soon as
+ * its previous answer arrived and while it has fewer than CONS_MAX_QUEUED
+ * answers buffered: prefetch).  Returns 0 or -ENOMEM. */
+static int schedule(struct bk_consumer *c, int64_t now)
 {
-	int busy = 0, sent = 0, rc;
+	int rc;
 
-	if (c->fd < 0 || c->connecting)
-		return 0;
-	for (struct commit *cm = c->commits; cm != NULL; cm = cm->next)
-		if (!cm->sent && now >= cm->retry_at && (rc = send_commit(c, cm, now)) < 0)
-			return rc;
-	for (int i = 0; i < c->nparts; i++) {
-		struct part *p = c->parts[i];
-
-		if (p->state == PS_RESOLVE) {
-			busy++;
-			if (now >= p->retry_at && (rc = send_resolve(c, p, now)) < 0)
+	if (conn_ready(&c->ctl)) {
+		for (struct commit *cm = c->commits; cm != NULL; cm = cm->next)
+			if (!cm->sent && now >= cm->retry_at && (rc = send_commit(c, cm, now)) < 0)
 				return rc;
-		} else if (p->state == PS_RESOLVING) {
-			busy++;
-		} else if (p->state == PS_FETCH && !p->idle) {
-			busy++;
-			if (can_fetch(p, now)) {
-				if ((rc = send_fetch(c, p, 0, now)) < 0)
-					return rc;
-				sent++;
-			}
+		for (int i = 0; i < c->nparts; i++) {
+			struct part *p = c->parts[i];
+
+			if (p->state == PS_RESOLVE && now >= p->retry_at &&
+			    (rc = send_resolve(c, p, now)) < 0)
+				return rc;
 		}
 	}
 	for (int i = 0; i < c->nparts; i++) {
 		struct part *p = c->parts[i];
 
-		if (!p->idle || !can_fetch(p, now))
-			continue;
-		if (sent > 0)
-			rc = send_fetch(c, p, 0, now);
-		else if (busy == 0 && lp >= 0)
-			rc = send_fetch(c, p, (uint32_t)lp, now);
-		else
-			continue;
-		if (rc < 0)
+		if (conn_ready(&p->conn) && can_fetch(p, now) && (rc = send_fetch(c, p, now)) < 0)
 			return rc;
 	}
 	return 0;
@@ -1033,7 +1089,6 @@ static void on_fetch_error(struct bk_consumer *c, struct part *p, const struct f
 	p->defer = code;
 	p->defer_at = at;
 	p->defer_msg = strndup(msg ? msg : "", (size_t)msg_len);
-	p->idle = true; /* fetches no more: let the others long-poll */
 	if (p->qhead == NULL && !p->in_batch) {
 		err = defer_apply(c, p);
 		if (err < 0)
@@ -1041,8 +1096,10 @@ static void on_fetch_error(struct bk_consumer *c, struct part *p, const struct f
 	}
 }
 
-/* Answer to a fetch: queue its records.  Takes fb.  Returns 0 or -EPROTO. */
-static int on_fetch(struct bk_consumer *c, struct pend *pd, struct fbuf *fb, int64_t now)
+/* Answer to a fetch on k: queue its records.  Takes fb.  Returns 0 or
+ * -EPROTO. */
+static int on_fetch(struct bk_consumer *c, struct cconn *k, struct pend *pd, struct fbuf *fb,
+		    int64_t now)
 {
 	struct part *p = pd->p;
 	struct fetch_view v;
@@ -1062,10 +1119,9 @@ static int on_fetch(struct bk_consumer *c, struct pend *pd, struct fbuf *fb, int
 		free(fb);
 		return 0;
 	}
-	c->backoff = 0;
+	k->backoff = 0;
 	if (v.next_offset > p->fetch_at)
 		p->fetch_at = v.next_offset;
-	p->idle = v.records_len == 0 || v.next_offset >= v.hw;
 	if (v.records_len == 0) {
 		free(fb);
 		return 0;
@@ -1111,10 +1167,10 @@ static void resolved(struct bk_consumer *c, struct part *p, int64_t offset)
 	p->state = PS_FETCH;
 	p->res = RES_NONE;
 	p->res_reset = false;
-	p->idle = false;
 }
 
-/* Answer to anything but a fetch.  Takes fb.  Returns 0 or -EPROTO. */
+/* Answer to anything but a fetch (on the control connection).  Takes fb.
+ * Returns 0 or -EPROTO. */
 static int on_other(struct bk_consumer *c, struct pend *pd, struct fbuf *fb, int64_t now)
 {
 	Brokerd__Response *r = brokerd__response__unpack(NULL, fb->len, fb->data);
@@ -1134,7 +1190,7 @@ static int on_other(struct bk_consumer *c, struct pend *pd, struct fbuf *fb, int
 		goto out;
 	}
 	if (r->error == 0)
-		c->backoff = 0;
+		c->ctl.backoff = 0;
 	if (pd->kind == PK_COMMIT) {
 		struct commit *cm = pd->cm;
 
@@ -1189,22 +1245,23 @@ out:
 	return rc;
 }
 
-/* A whole frame arrived: hand it to the request at the head of the FIFO. */
-static void on_frame(struct bk_consumer *c, struct fbuf *fb, int64_t now)
+/* A whole frame arrived on k: hand it to the request at the head of k's
+ * FIFO. */
+static void on_frame(struct bk_consumer *c, struct cconn *k, struct fbuf *fb, int64_t now)
 {
-	struct pend *pd = c->ph;
+	struct pend *pd = k->ph;
 	int rc;
 
 	if (pd == NULL) {
 		free(fb);
-		conn_reset(c, -EPROTO, now);
+		conn_reset(c, k, -EPROTO, now);
 		return;
 	}
-	c->ph = pd->next;
-	if (c->ph == NULL)
-		c->pt = NULL;
+	k->ph = pd->next;
+	if (k->ph == NULL)
+		k->pt = NULL;
 	if (pd->kind == PK_FETCH) {
-		rc = on_fetch(c, pd, fb, now);
+		rc = on_fetch(c, k, pd, fb, now);
 		if (rc < 0)
 			pend_undo(pd);
 	} else {
@@ -1212,92 +1269,92 @@ static void on_frame(struct bk_consumer *c, struct fbuf *fb, int64_t now)
 	}
 	free(pd);
 	if (rc < 0)
-		conn_reset(c, rc, now);
+		conn_reset(c, k, rc, now);
 }
 
 /* Start receiving a frame of len bytes (the prefix just read). */
-static int rx_begin(struct bk_consumer *c, uint32_t len)
+static int rx_begin(struct cconn *k, uint32_t len)
 {
 	if (len > CONS_MAX_FRAME)
 		return -EMSGSIZE;
-	c->rx = malloc(sizeof(*c->rx) + len);
-	if (c->rx == NULL)
+	k->rx = malloc(sizeof(*k->rx) + len);
+	if (k->rx == NULL)
 		return -ENOMEM;
-	c->rx->len = len;
-	c->rx_got = 0;
+	k->rx->len = len;
+	k->rx_got = 0;
 	return 0;
 }
 
-static void rx_check(struct bk_consumer *c, int64_t now)
+static void rx_check(struct bk_consumer *c, struct cconn *k, int64_t now)
 {
-	if (c->rx != NULL && c->rx_got == c->rx->len) {
-		struct fbuf *fb = c->rx;
-		c->rx = NULL;
-		on_frame(c, fb, now);
+	if (k->rx != NULL && k->rx_got == k->rx->len) {
+		struct fbuf *fb = k->rx;
+		k->rx = NULL;
+		on_frame(c, k, fb, now);
 	}
 }
 
-/* Split n bytes read into the stage buffer into frames. */
-static void stage_consume(struct bk_consumer *c, size_t n, int64_t now)
+/* Split n bytes read into the stage buffer into frames of k. */
+static void stage_consume(struct bk_consumer *c, struct cconn *k, size_t n, int64_t now)
 {
 	const uint8_t *p = c->stage, *end = c->stage + n;
 	int rc;
 
-	while (c->fd >= 0 && (p < end || (c->rx != NULL && c->rx_got == c->rx->len))) {
-		size_t k;
+	while (k->fd >= 0 && (p < end || (k->rx != NULL && k->rx_got == k->rx->len))) {
+		size_t m;
 
-		if (c->rx == NULL) {
-			k = 4 - c->hdr_got < (size_t)(end - p) ? 4 - c->hdr_got : (size_t)(end - p);
-			memcpy(c->hdr + c->hdr_got, p, k);
-			c->hdr_got += k;
-			p += k;
-			if (c->hdr_got < 4)
+		if (k->rx == NULL) {
+			m = 4 - k->hdr_got < (size_t)(end - p) ? 4 - k->hdr_got : (size_t)(end - p);
+			memcpy(k->hdr + k->hdr_got, p, m);
+			k->hdr_got += m;
+			p += m;
+			if (k->hdr_got < 4)
 				return;
-			c->hdr_got = 0;
-			rc = rx_begin(c, (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 |
-					 (uint32_t)c->hdr[2] << 8 | c->hdr[3]);
+			k->hdr_got = 0;
+			rc = rx_begin(k, (uint32_t)k->hdr[0] << 24 | (uint32_t)k->hdr[1] << 16 |
+					 (uint32_t)k->hdr[2] << 8 | k->hdr[3]);
 			if (rc < 0) {
-				conn_reset(c, rc, now);
+				conn_reset(c, k, rc, now);
 				return;
 			}
 		}
-		k = c->rx->len - c->rx_got;
-		if (k > (size_t)(end - p))
-			k = (size_t)(end - p);
-		memcpy(c->rx->data + c->rx_got, p, k);
-		c->rx_got += k;
-		p += k;
-		rx_check(c, now);
+		m = k->rx->len - k->rx_got;
+		if (m > (size_t)(end - p))
+			m = (size_t)(end - p);
+		memcpy(k->rx->data + k->rx_got, p, m);
+		k->rx_got += m;
+		p += m;
+		rx_check(c, k, now);
 	}
 }
 
-/* Read everything the socket has. */
-static void read_in(struct bk_consumer *c, int64_t now)
+/* Read everything k's socket has. */
+static void read_in(struct bk_consumer *c, struct cconn *k, int64_t now)
 {
-	while (c->fd >= 0) {
+	while (k->fd >= 0) {
 		ssize_t n;
 
-		if (c->rx != NULL && c->rx->len - c->rx_got >= CONS_STAGE_SIZE) {
+		if (k->rx != NULL && k->rx->len - k->rx_got >= CONS_STAGE_SIZE) {
 			/* a large frame: straight into its buffer */
-			n = recv(c->fd, c->rx->data + c->rx_got, c->rx->len - c->rx_got, 0);
+			n = recv(k->fd, k->rx->data + k->rx_got, k->rx->len - k->rx_got, 0);
 			if (n > 0) {
-				c->rx_got += (size_t)n;
-				rx_check(c, now);
+				k->rx_got += (size_t)n;
+				rx_check(c, k, now);
 				continue;
 			}
 		} else {
-			n = recv(c->fd, c->stage, CONS_STAGE_SIZE, 0);
+			n = recv(k->fd, c->stage, CONS_STAGE_SIZE, 0);
 			if (n > 0) {
-				stage_consume(c, (size_t)n, now);
+				stage_consume(c, k, (size_t)n, now);
 				continue;
 			}
 		}
 		if (n == 0) {
-			conn_reset(c, -ECONNRESET, now);
+			conn_reset(c, k, -ECONNRESET, now);
 		} else if (errno == EINTR) {
 			continue;
 		} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			conn_reset(c, -errno, now);
+			conn_reset(c, k, -errno, now);
 		}
 		return;
 	}
@@ -1305,49 +1362,73 @@ static void read_in(struct bk_consumer *c, int64_t now)
 
 /* --- the loop -------------------------------------------------------------------- */
 
-/* Connect when due; give up on a connection whose oldest request or
- * connect takes too long; fail async commits past their deadline. */
-static void timers(struct bk_consumer *c, int64_t now)
+/* k's timers: connect when due; give up on a connect or on a request (past
+ * its long-poll time) that takes longer than request_timeout_ms. */
+static void conn_timers(struct bk_consumer *c, struct cconn *k, int64_t now)
 {
 	int64_t limit = c->conf.request_timeout_ms;
 
-	if (c->fd < 0 && wants_conn(c) && now >= c->connect_at) {
-		conn_start(c, now);
-	} else if (c->connecting && now - c->conn_start >= limit) {
-		close(c->fd);
-		c->fd = -1;
-		c->connecting = false;
-		c->last_err = -ETIMEDOUT;
-		c->addr_i++;
-		conn_try(c, now);
-	} else if (c->fd >= 0 && !c->connecting && c->ph != NULL &&
-		   now >= c->ph->sent_ms + c->ph->wait_ms + limit) {
-		conn_reset(c, -ETIMEDOUT, now);
+	if (k->fd < 0 && wants_conn(c, k) && now >= k->connect_at) {
+		conn_start(c, k, now);
+	} else if (k->connecting && now - k->conn_start >= limit) {
+		close(k->fd);
+		k->fd = -1;
+		k->connecting = false;
+		k->last_err = -ETIMEDOUT;
+		k->addr_i++;
+		conn_try(c, k, now);
+	} else if (conn_ready(k) && k->ph != NULL &&
+		   now >= k->ph->sent_ms + k->ph->wait_ms + limit) {
+		conn_reset(c, k, -ETIMEDOUT, now);
 	}
+}
+
+/* The control connection's error to report for a call that timed out. */
+static int ctl_err(const struct bk_consumer *c)
+{
+	return c->ctl.fd < 0 && c->ctl.last_err ? c->ctl.last_err : -ETIMEDOUT;
+}
+
+/* Every connection's timers; fail async commits past their deadline. */
+static void timers(struct bk_consumer *c, int64_t now)
+{
+	conn_timers(c, &c->ctl, now);
+	for (int i = 0; i < c->nparts; i++)
+		conn_timers(c, &c->parts[i]->conn, now);
 	for (struct commit *cm = c->commits, *next; cm != NULL; cm = next) {
 		next = cm->next;
 		if (!cm->sync && now >= cm->deadline)
-			commit_finish(c, cm, c->fd < 0 && c->last_err ? c->last_err : -ETIMEDOUT);
+			commit_finish(c, cm, ctl_err(c));
 	}
+}
+
+/* The earliest timer of k, or t if that is earlier. */
+static int64_t conn_next_timer(const struct bk_consumer *c, const struct cconn *k, int64_t t)
+{
+	int64_t limit = c->conf.request_timeout_ms;
+
+	if (k->fd < 0) {
+		if (wants_conn(c, k) && k->connect_at < t)
+			t = k->connect_at;
+	} else if (k->connecting) {
+		if (k->conn_start + limit < t)
+			t = k->conn_start + limit;
+	} else if (k->ph != NULL && k->ph->sent_ms + k->ph->wait_ms + limit < t) {
+		t = k->ph->sent_ms + k->ph->wait_ms + limit;
+	}
+	return t;
 }
 
 /* Milliseconds poll(2) may sleep: until `until` or the next timer. */
 static int poll_timeout(const struct bk_consumer *c, int64_t until, int64_t now)
 {
-	int64_t t = until, limit = c->conf.request_timeout_ms;
+	int64_t t = conn_next_timer(c, &c->ctl, until);
 
-	if (c->fd < 0) {
-		if (wants_conn(c) && c->connect_at < t)
-			t = c->connect_at;
-	} else if (c->connecting) {
-		if (c->conn_start + limit < t)
-			t = c->conn_start + limit;
-	} else if (c->ph != NULL && c->ph->sent_ms + c->ph->wait_ms + limit < t) {
-		t = c->ph->sent_ms + c->ph->wait_ms + limit;
-	}
-	for (int i = 0; i < c->nparts; i++)
+	for (int i = 0; i < c->nparts; i++) {
+		t = conn_next_timer(c, &c->parts[i]->conn, t);
 		if (c->parts[i]->retry_at > now && c->parts[i]->retry_at < t)
 			t = c->parts[i]->retry_at;
+	}
 	for (const struct commit *cm = c->commits; cm != NULL; cm = cm->next) {
 		if (!cm->sync && cm->deadline < t)
 			t = cm->deadline;
@@ -1358,53 +1439,71 @@ static int poll_timeout(const struct bk_consumer *c, int64_t until, int64_t now)
 	return t <= 0 ? 0 : t > INT_MAX ? INT_MAX : (int)t;
 }
 
-/* One turn: send what is due, wait (until `until` at most) for the socket
- * or a timer, read and dispatch what arrived, send what that made due.
- * lp as for schedule().  Returns 0, -EINTR when a signal handler ran, or
- * -ENOMEM / another poll(2) failure. */
-static int pump(struct bk_consumer *c, int64_t until, int lp)
+/* Add k to the poll set when it has a socket. */
+static void poll_add(struct bk_consumer *c, struct cconn *k, int *n)
+{
+	if (k->fd < 0)
+		return;
+	c->pfds[*n].fd = k->fd;
+	c->pfds[*n].events = POLLIN;
+	if (k->connecting || k->out_off < k->out_len)
+		c->pfds[*n].events |= POLLOUT;
+	c->pfds[*n].revents = 0;
+	c->pconns[*n] = k;
+	(*n)++;
+}
+
+/* One turn: send what is due, wait (until `until` at most) for any socket
+ * or a timer, read and dispatch what arrived, send what that made due (the
+ * next fetch of a partition leaves before the application gets the records
+ * that just arrived: prefetch).  Returns 0, -EINTR when a signal handler
+ * ran, or -ENOMEM / another poll(2) failure. */
+static int pump(struct bk_consumer *c, int64_t until)
 {
 	int64_t now = now_ms();
-	struct pollfd pfd;
-	int rc, n;
+	int rc, n, nfd = 0;
 
 	c->since_pump = 0;
 	c->batch_end = false;
 	timers(c, now);
-	rc = schedule(c, lp, now);
+	rc = schedule(c, now);
 	if (rc < 0)
 		return rc;
-	flush_out(c, now);
-	if (c->fd < 0) {
+	flush_all(c, now);
+	poll_add(c, &c->ctl, &nfd);
+	for (int i = 0; i < c->nparts; i++)
+		poll_add(c, &c->parts[i]->conn, &nfd);
+	if (nfd == 0) {
 		n = poll_timeout(c, until, now);
 		if (n > 0 && poll(NULL, 0, n) < 0 && errno == EINTR)
 			return -EINTR;
 		return 0;
 	}
-	pfd.fd = c->fd;
-	pfd.events = POLLIN;
-	if (c->connecting || c->out_off < c->out_len)
-		pfd.events |= POLLOUT;
-	n = poll(&pfd, 1, poll_timeout(c, until, now));
+	n = poll(c->pfds, (nfds_t)nfd, poll_timeout(c, until, now));
 	if (n < 0)
 		return -errno;
 	if (n == 0)
 		return 0;
 	now = now_ms();
-	if (c->connecting) {
-		conn_finish(c, now);
-		return 0;
+	for (int i = 0; i < nfd; i++) {
+		struct cconn *k = c->pconns[i];
+		short ev = c->pfds[i].revents;
+
+		if (ev == 0 || k->fd != c->pfds[i].fd)
+			continue;
+		if (k->connecting) {
+			conn_finish(c, k, now);
+			continue;
+		}
+		if (ev & (POLLIN | POLLERR | POLLHUP))
+			read_in(c, k, now);
+		if (ev & POLLOUT)
+			flush_out(c, k, now);
 	}
-	if (pfd.revents & (POLLIN | POLLERR | POLLHUP))
-		read_in(c, now);
-	if (pfd.revents & POLLOUT)
-		flush_out(c, now);
-	/* Prefetch: the next fetches leave before the application gets the
-	 * records that just arrived. */
-	rc = schedule(c, has_local(c) ? -1 : lp, now);
+	rc = schedule(c, now);
 	if (rc < 0)
 		return rc;
-	flush_out(c, now);
+	flush_all(c, now);
 	return 0;
 }
 
@@ -1418,8 +1517,8 @@ static int wait_resolved(struct bk_consumer *c, struct part *p)
 		int rc;
 
 		if (now_ms() >= deadline)
-			return c->fd < 0 && c->last_err ? c->last_err : -ETIMEDOUT;
-		rc = pump(c, deadline, -1);
+			return ctl_err(c);
+		rc = pump(c, deadline);
 		if (rc < 0 && rc != -EINTR)
 			return rc;
 	}
@@ -1653,7 +1752,7 @@ int bk_consumer_new(const struct bk_consumer_conf *conf, struct bk_consumer **ou
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
-	c->fd = -1;
+	conn_init(&c->ctl, NULL);
 	c->next_corr = 1;
 	c->conf = *conf;
 	if (addr_split(conf->bootstrap, c->host, sizeof(c->host), &port) < 0 ||
@@ -1666,7 +1765,10 @@ int bk_consumer_new(const struct bk_consumer_conf *conf, struct bk_consumer **ou
 	c->client_id = strdup(conf->client_id && conf->client_id[0] ? conf->client_id : "libbrokerc");
 	c->group = conf->group ? strdup(conf->group) : NULL;
 	c->stage = malloc(CONS_STAGE_SIZE);
+	c->pfds = calloc(1, sizeof(*c->pfds));
+	c->pconns = calloc(1, sizeof(*c->pconns));
 	if (c->bootstrap == NULL || c->client_id == NULL || c->stage == NULL ||
+	    c->pfds == NULL || c->pconns == NULL ||
 	    (conf->group != NULL && c->group == NULL)) {
 		bk_consumer_close(c);
 		return -ENOMEM;
@@ -1691,7 +1793,18 @@ int bk_consumer_assign(struct bk_consumer *c, const char *topic, int32_t partiti
 		return -EEXIST;
 	if (c->nparts == c->cap_parts) {
 		int cap = c->cap_parts ? c->cap_parts * 2 : 8;
+		struct pollfd *pfds;
+		struct cconn **pconns;
 
+		/* every partition's connection and the control one */
+		pfds = realloc(c->pfds, (size_t)(cap + 1) * sizeof(*pfds));
+		if (pfds == NULL)
+			return -ENOMEM;
+		c->pfds = pfds;
+		pconns = realloc(c->pconns, (size_t)(cap + 1) * sizeof(*pconns));
+		if (pconns == NULL)
+			return -ENOMEM;
+		c->pconns = pconns;
 		parts = realloc(c->parts, (size_t)cap * sizeof(*parts));
 		if (parts == NULL)
 			return -ENOMEM;
@@ -1703,6 +1816,7 @@ int bk_consumer_assign(struct bk_consumer *c, const char *topic, int32_t partiti
 		free(p);
 		return -ENOMEM;
 	}
+	conn_init(&p->conn, p);
 	p->partition = partition;
 	p->state = PS_RESOLVE;
 	if (offset >= 0) {
@@ -1784,8 +1898,6 @@ int bk_consumer_poll(struct bk_consumer *c, int timeout_ms, struct bk_record *re
 	release(c);
 	run_done(c);
 	for (;;) {
-		int lp;
-
 		rc = take_report(c);
 		if (rc < 0)
 			return rc;
@@ -1797,7 +1909,7 @@ int bk_consumer_poll(struct bk_consumer *c, int timeout_ms, struct bk_record *re
 			 * round-robin) and send the fetches that are due,
 			 * without waiting. */
 			c->retired_new = false;
-			(void)pump(c, 0, -1);
+			(void)pump(c, 0);
 		}
 		if (rc != 0)
 			return rc;
@@ -1807,13 +1919,7 @@ int bk_consumer_poll(struct bk_consumer *c, int timeout_ms, struct bk_record *re
 			deadline = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
 		else if (now >= deadline)
 			return 0;
-		if (timeout_ms < 0)
-			lp = (int)c->conf.fetch_max_wait_ms;
-		else
-			lp = deadline - now <= 0 ? 0
-			     : deadline - now < (int64_t)c->conf.fetch_max_wait_ms ? (int)(deadline - now)
-			     : (int)c->conf.fetch_max_wait_ms;
-		rc = pump(c, deadline, lp);
+		rc = pump(c, deadline);
 		if (rc < 0)
 			return rc;
 		waited = true;
@@ -1853,10 +1959,10 @@ int bk_consumer_commit(struct bk_consumer *c)
 	commit_append(c, cm);
 	while (!cm->done) {
 		if (now_ms() >= cm->deadline) {
-			rc = c->fd < 0 && c->last_err ? c->last_err : -ETIMEDOUT;
+			rc = ctl_err(c);
 			break;
 		}
-		rc = pump(c, cm->deadline, -1);
+		rc = pump(c, cm->deadline);
 		if (rc < 0 && rc != -EINTR)
 			break;
 	}
@@ -1894,7 +2000,7 @@ int bk_consumer_commit_async(struct bk_consumer *c, void (*cb)(void *opaque, int
 	cm->opaque = opaque;
 	commit_append(c, cm);
 	/* On the wire now: the response is read by a later call. */
-	rc = pump(c, 0, -1);
+	rc = pump(c, 0);
 	return rc < 0 && rc != -EINTR ? rc : 0;
 }
 
@@ -1912,7 +2018,7 @@ void bk_consumer_close(struct bk_consumer *c)
 		for (struct commit *cm = c->commits; cm != NULL; cm = cm->next)
 			if (cm->deadline < until)
 				until = cm->deadline;
-		int rc = pump(c, until, -1);
+		int rc = pump(c, until);
 
 		if (rc < 0 && rc != -EINTR)
 			while (c->commits != NULL)
@@ -1920,16 +2026,10 @@ void bk_consumer_close(struct bk_consumer *c)
 	}
 	run_done(c);
 	release(c);
-	if (c->fd >= 0)
-		close(c->fd);
-	while (c->ph != NULL) {
-		struct pend *pd = c->ph;
-		c->ph = pd->next;
-		free(pd);
-	}
+	conn_fini(&c->ctl);
 	free(c->parts);
-	free(c->rx);
-	free(c->out);
+	free(c->pfds);
+	free(c->pconns);
 	free(c->stage);
 	free(c->hdrs);
 	free(c->hkeys);

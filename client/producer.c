@@ -1031,6 +1031,17 @@ static void fail_queued(struct bk_producer *p, struct io *io, int err)
 
 /* --- callbacks (I/O thread, without the lock) ---------------------------------- */
 
+/* Report one record's delivery: to its own callback, else to the
+ * producer's dr_cb (with conf.opaque), else to nobody. */
+static void deliver(const struct bk_producer *p, const struct pmsg *m, int err,
+		    const char *topic, int32_t partition, int64_t offset)
+{
+	if (m->cb != NULL)
+		m->cb(m->opaque, err, topic, partition, offset);
+	else if (p->conf.dr_cb != NULL)
+		p->conf.dr_cb(p->conf.opaque, m->opaque, err, topic, partition, offset);
+}
+
 /* Run the callbacks of everything completed, then release its accounting. */
 static void run_done(struct bk_producer *p, struct io *io)
 {
@@ -1044,11 +1055,8 @@ static void run_done(struct bk_producer *p, struct io *io)
 	while ((b = io->done.head) != NULL) {
 		io->done.head = b->next;
 		for (uint32_t i = 0; i < b->n; i++)
-			if (b->msgs[i].cb != NULL)
-				b->msgs[i].cb(b->msgs[i].opaque, b->err, b->topic->name,
-					      b->partition,
-					      b->err == 0 && b->base_offset >= 0
-						      ? b->base_offset + i : -1);
+			deliver(p, &b->msgs[i], b->err, b->topic->name, b->partition,
+				b->err == 0 && b->base_offset >= 0 ? b->base_offset + i : -1);
 		bytes += b->bytes;
 		n += b->n;
 		batch_free(b);
@@ -1056,8 +1064,7 @@ static void run_done(struct bk_producer *p, struct io *io)
 	io->done.tail = NULL;
 	while ((u = io->done_u.head) != NULL) {
 		io->done_u.head = u->next;
-		if (u->msg.cb != NULL)
-			u->msg.cb(u->msg.opaque, u->err, u->topic->name, u->partition, -1);
+		deliver(p, &u->msg, u->err, u->topic->name, u->partition, -1);
 		bytes += u->bytes;
 		n++;
 		free(u);
@@ -1567,6 +1574,7 @@ void bk_producer_conf_init(struct bk_producer_conf *conf)
 	conf->delivery_timeout_ms = 120000;
 	conf->request_timeout_ms = 30000;
 	conf->buffer_memory = 33554432;
+	conf->max_block_ms = 60000;
 }
 
 static bool in_io_thread(const struct bk_producer *p)
@@ -1633,7 +1641,7 @@ int bk_producer_new(const struct bk_producer_conf *conf, struct bk_producer **ou
 	    conf->batch_size == 0 || conf->batch_size > INT32_MAX || conf->linger_ms < 0 ||
 	    conf->max_in_flight < 1 || conf->retry_backoff_ms < 0 ||
 	    conf->delivery_timeout_ms <= 0 || conf->request_timeout_ms <= 0 ||
-	    conf->buffer_memory == 0)
+	    conf->buffer_memory == 0 || conf->max_block_ms < 0)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -1774,6 +1782,47 @@ static int check_record(const struct bk_record *rec)
 	return 0;
 }
 
+/* Wake the I/O thread (under lock). */
+static void wake_locked(struct bk_producer *p)
+{
+	uint64_t one = 1;
+
+	if (p->wake_pending)
+		return;
+	p->wake_pending = true;
+	(void)!write(p->wake_fd, &one, sizeof(one));
+}
+
+/* Wait (under the lock, at most max_block_ms) until `bytes` more fit in
+ * buffer_memory or the producer closes.  Meanwhile every batch goes at
+ * once, as during a flush: waiting for linger_ms would only keep the buffer
+ * full.  Returns at once from the I/O thread (a delivery callback), which
+ * is what frees the space. */
+static void wait_for_space(struct bk_producer *p, size_t bytes)
+{
+	struct timespec dl;
+	int ms = p->conf.max_block_ms;
+
+	if (ms <= 0 || p->closing || bytes > p->conf.buffer_memory ||
+	    p->queued_bytes + bytes <= p->conf.buffer_memory || in_io_thread(p))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	p->flushing++;
+	p->waiters++;
+	wake_locked(p);
+	while (!p->closing && p->queued_bytes + bytes > p->conf.buffer_memory)
+		if (pthread_cond_timedwait(&p->cond, &p->lock, &dl) == ETIMEDOUT)
+			break;
+	p->waiters--;
+	p->flushing--;
+}
+
 /* bk_producer_send; urgent: send its batch without waiting for linger_ms. */
 static int send_rec(struct bk_producer *p, const struct bk_record *rec, bk_delivery_cb cb,
 		    void *opaque, bool urgent)
@@ -1808,6 +1857,11 @@ static int send_rec(struct bk_producer *p, const struct bk_record *rec, bk_deliv
 					   .value = rec->headers[i].value,
 					   .value_len = rec->headers[i].value_len };
 	pthread_mutex_lock(&p->lock);
+	if (!p->closing && BATCH_HEADER_SIZE + single <= p->max_batch &&
+	    p->queued_bytes + bytes > p->conf.buffer_memory) {
+		wait_for_space(p, bytes);
+		now = mono_ms();
+	}
 	if (p->closing) {
 		rc = -ESHUTDOWN;
 	} else if (BATCH_HEADER_SIZE + single > p->max_batch || bytes > p->conf.buffer_memory) {
@@ -1924,17 +1978,6 @@ int bk_producer_send_sync(struct bk_producer *p, const struct bk_record *rec,
 	return w.err;
 }
 
-/* Wake the I/O thread (under lock). */
-static void wake_locked(struct bk_producer *p)
-{
-	uint64_t one = 1;
-
-	if (p->wake_pending)
-		return;
-	p->wake_pending = true;
-	(void)!write(p->wake_fd, &one, sizeof(one));
-}
-
 int bk_producer_flush(struct bk_producer *p, int timeout_ms)
 {
 	struct timespec dl;
@@ -1979,12 +2022,14 @@ void bk_producer_close(struct bk_producer *p)
 		 * new records and leave the rest to a close from elsewhere. */
 		pthread_mutex_lock(&p->lock);
 		p->closing = true;
+		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 		return;
 	}
 	pthread_mutex_lock(&p->lock);
 	p->closing = true;
 	wake_locked(p);
+	pthread_cond_broadcast(&p->cond); /* senders waiting for space: -ESHUTDOWN */
 	pthread_mutex_unlock(&p->lock);
 	bk_producer_flush(p, p->conf.delivery_timeout_ms);
 	pthread_mutex_lock(&p->lock);

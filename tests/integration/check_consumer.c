@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,6 +503,75 @@ START_TEST(commit_and_resume)
 }
 END_TEST
 
+/* Produce one record "<prefix>-<first>" to topic/p from a child process
+ * after delay_ms; returns its pid (status 0: produced). */
+static pid_t produce_later(const char *topic, uint32_t p, const char *prefix, int first,
+			   int delay_ms)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* no Check assertions here: report through the exit status */
+		size_t len;
+		uint8_t *batch = tc_batch(prefix, first, 1, &len);
+		Brokerd__Response *r;
+		int fd;
+
+		usleep((useconds_t)delay_ms * 1000);
+		fd = tc_connect(b.port);
+		r = tc_produce(fd, topic, p, BROKERD__ACKS__ACKS_ALL, batch, len);
+		_exit(r != NULL && r->error == 0 ? 0 : 1);
+	}
+	return pid;
+}
+
+/* Every partition long-polls on its own connection: a record produced to
+ * the second of two caught-up partitions is handed out while the first's
+ * long poll (10 s) is still pending, not after it; and a seek while a long
+ * poll is pending takes effect at once instead of queueing behind it. */
+START_TEST(long_polls_independent)
+{
+	struct bk_consumer_conf conf;
+	struct bk_consumer *c = NULL;
+	struct bk_record rec;
+	char addr[64];
+	pid_t pid;
+	int fd, st;
+
+	tb_start(&b);
+	fd = tc_connect(b.port);
+	create(fd, "lp", 2, NULL, 0);
+	produce_many(fd, "lp", 0, "a", 0, 3, 3);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", b.port);
+	bk_consumer_conf_init(&conf);
+	conf.bootstrap = addr;
+	conf.fetch_max_wait_ms = 10000;
+	conf.request_timeout_ms = 30000;
+	conf.log_cb = log_cb;
+	ck_assert_int_eq(bk_consumer_new(&conf, &c), 0);
+	ck_assert_int_eq(bk_consumer_assign(c, "lp", 0, BK_OFFSET_LATEST), 0);
+	ck_assert_int_eq(bk_consumer_assign(c, "lp", 1, BK_OFFSET_LATEST), 0);
+	/* both caught up: both long-poll from here on */
+	ck_assert_int_eq(bk_consumer_poll(c, 300, &rec), 0);
+	pid = produce_later("lp", 1, "b", 0, 200);
+	ck_assert_int_eq(bk_consumer_poll(c, 4000, &rec), 1);
+	ck_assert_int_eq(rec.partition, 1);
+	ck_assert_int_eq(rec.offset, 0);
+	ck_assert(value_is(&rec, "b", 0));
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* partition 0's long poll is still pending: the seek does not wait */
+	ck_assert_int_eq(bk_consumer_seek(c, "lp", 0, 1), 0);
+	ck_assert_int_eq(bk_consumer_poll(c, 4000, &rec), 1);
+	ck_assert_int_eq(rec.partition, 0);
+	ck_assert_int_eq(rec.offset, 1);
+	ck_assert(value_is(&rec, "a", 1));
+	bk_consumer_close(c);
+	close(fd);
+}
+END_TEST
+
 /* A consumer process that commits and then dies without closing: the next
  * one resumes at the commit, with no gap and nothing before it. */
 START_TEST(resume_after_crash)
@@ -557,6 +627,105 @@ START_TEST(resume_after_crash)
 	ck_assert_int_eq(bk_consumer_unassign(c, "c", 0), 0);
 	ck_assert_int_eq(bk_consumer_assign(c, "c", 1, BK_OFFSET_COMMITTED), 0);
 	expect_range(c, "c", 1, "q1", at[1], 100);
+	bk_consumer_close(c);
+	close(fd);
+}
+END_TEST
+
+/* A consumer process of a group, killed with SIGKILL in the middle of a
+ * read (fetches in flight, commits every 7 records): its committed offsets
+ * never pass what it had processed, and the next consumer of the group
+ * resumes at them with nothing skipped, up to the end. */
+START_TEST(resume_after_kill9)
+{
+	enum { N = 300, KILL_AT = 200 };
+	int64_t seen_next[2] = { 0, 0 }, at[2];
+	struct bk_consumer *c;
+	int fd, pfd[2], st, got = 0;
+	pid_t pid;
+
+	tb_start(&b);
+	fd = tc_connect(b.port);
+	create(fd, "k9", 2, NULL, 0);
+	produce_many(fd, "k9", 0, "x0", 0, N, 10);
+	produce_many(fd, "k9", 1, "x1", 0, N, 10);
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* no Check assertions here: report through the pipe and the exit status */
+		struct bk_consumer_conf conf;
+		struct bk_record rec;
+		char addr[64];
+		int n = 0;
+
+		close(pfd[0]);
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d", b.port);
+		bk_consumer_conf_init(&conf);
+		conf.bootstrap = addr;
+		conf.group = "g9";
+		conf.auto_offset_reset = BK_OFFSET_EARLIEST;
+		conf.fetch_max_bytes = 256;
+		if (bk_consumer_new(&conf, &c) != 0 ||
+		    bk_consumer_assign(c, "k9", 0, BK_OFFSET_COMMITTED) != 0 ||
+		    bk_consumer_assign(c, "k9", 1, BK_OFFSET_COMMITTED) != 0)
+			_exit(2);
+		for (int turns = 0; turns < 100000; turns++) {
+			int64_t msg[2];
+			int rc = bk_consumer_poll(c, 1000, &rec);
+
+			if (rc < 0)
+				_exit(3);
+			if (rc == 0)
+				continue;
+			/* processed: report it, then (every 7th) commit */
+			msg[0] = rec.partition;
+			msg[1] = rec.offset;
+			if (write(pfd[1], msg, sizeof(msg)) != sizeof(msg))
+				_exit(4);
+			if (++n % 7 == 0 && bk_consumer_commit(c) != 0)
+				_exit(5);
+			usleep(500);
+		}
+		_exit(6);
+	}
+	close(pfd[1]);
+	while (got < KILL_AT) {
+		int64_t msg[2];
+
+		ck_assert_int_eq(read(pfd[0], msg, sizeof(msg)), (ssize_t)sizeof(msg));
+		ck_assert(msg[0] == 0 || msg[0] == 1);
+		ck_assert_int_eq(msg[1], seen_next[msg[0]]); /* in order, no gap */
+		seen_next[msg[0]]++;
+		got++;
+	}
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d", st);
+	/* what it wrote before dying (after KILL_AT) was processed too */
+	for (;;) {
+		int64_t msg[2];
+
+		if (read(pfd[0], msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+			break;
+		ck_assert_int_eq(msg[1], seen_next[msg[0]]);
+		seen_next[msg[0]]++;
+	}
+	close(pfd[0]);
+	for (int p = 0; p < 2; p++) {
+		at[p] = committed(fd, "g9", "k9", (uint32_t)p);
+		ck_assert_msg(at[p] <= seen_next[p], "partition %d: committed %lld, processed "
+			      "up to %lld", p, (long long)at[p], (long long)seen_next[p]);
+	}
+	ck_assert_int_ge(at[0] + at[1], KILL_AT - 7);
+	c = consumer("g9", BK_OFFSET_EARLIEST, 0);
+	ck_assert_int_eq(bk_consumer_assign(c, "k9", 0, BK_OFFSET_COMMITTED), 0);
+	ck_assert_int_eq(position(c, "k9", 0), at[0]);
+	expect_range(c, "k9", 0, "x0", at[0], N);
+	ck_assert_int_eq(bk_consumer_unassign(c, "k9", 0), 0);
+	ck_assert_int_eq(bk_consumer_assign(c, "k9", 1, BK_OFFSET_COMMITTED), 0);
+	ck_assert_int_eq(position(c, "k9", 1), at[1]);
+	expect_range(c, "k9", 1, "x1", at[1], N);
 	bk_consumer_close(c);
 	close(fd);
 }
@@ -779,60 +948,96 @@ static int listen_any(int *port)
 	return fd;
 }
 
-/* Serve one connection: list_offsets -> 0, a fetch at 0 -> `records`
- * (next offset `next`), any later fetch -> nothing.  Runs in a child. */
+/* Answer one request frame: list_offsets -> 0, a fetch at 0 -> `records`
+ * (next offset `next`), any later fetch -> nothing.  Returns 0, or an exit
+ * status for the fake broker. */
+static int fake_answer(int fd, const uint8_t *frame, size_t flen, const uint8_t *records,
+		       size_t len, int64_t next)
+{
+	Brokerd__Request *q = brokerd__request__unpack(NULL, flen, frame);
+	Brokerd__Response r = BROKERD__RESPONSE__INIT;
+	Brokerd__ListOffsetsResponse lo = BROKERD__LIST_OFFSETS_RESPONSE__INIT;
+	Brokerd__FetchResponse f = BROKERD__FETCH_RESPONSE__INIT;
+	uint8_t *out;
+	size_t n;
+
+	if (q == NULL)
+		return 2;
+	r.correlation_id = q->correlation_id;
+	if (q->op_case == BROKERD__REQUEST__OP_LIST_OFFSETS) {
+		lo.high_watermark = next;
+		r.op_case = BROKERD__RESPONSE__OP_LIST_OFFSETS;
+		r.list_offsets = &lo;
+	} else if (q->op_case == BROKERD__REQUEST__OP_FETCH) {
+		f.high_watermark = next;
+		f.next_offset = q->fetch->offset;
+		if (q->fetch->offset == 0) {
+			f.records.data = (uint8_t *)records;
+			f.records.len = len;
+			f.next_offset = next;
+		} else {
+			usleep(q->fetch->max_wait_ms * 1000);
+		}
+		r.op_case = BROKERD__RESPONSE__OP_FETCH;
+		r.fetch = &f;
+	} else {
+		brokerd__request__free_unpacked(q, NULL);
+		return 3;
+	}
+	brokerd__request__free_unpacked(q, NULL);
+	n = brokerd__response__get_packed_size(&r);
+	out = malloc(n + 4);
+	if (out == NULL)
+		return 4;
+	out[0] = (uint8_t)(n >> 24);
+	out[1] = (uint8_t)(n >> 16);
+	out[2] = (uint8_t)(n >> 8);
+	out[3] = (uint8_t)n;
+	brokerd__response__pack(&r, out + 4);
+	n = tc_send_raw(fd, out, n + 4) < 0 ? 5 : 0;
+	free(out);
+	return (int)n;
+}
+
+/* Serve the consumer's connections (its control connection and the one of
+ * its partition) until every one it opened is closed.  Runs in a child. */
 static void fake_broker(int lfd, const uint8_t *records, size_t len, int64_t next)
 {
-	int fd = accept(lfd, NULL, NULL);
-	uint8_t *frame;
-	size_t flen;
+	struct pollfd pfd[5] = { { .fd = lfd, .events = POLLIN } };
+	int nfd = 1, open_conns = 0, accepted = 0;
 
-	if (fd < 0)
-		_exit(1);
-	while ((frame = tc_recv_raw(fd, &flen)) != NULL) {
-		Brokerd__Request *q = brokerd__request__unpack(NULL, flen, frame);
-		Brokerd__Response r = BROKERD__RESPONSE__INIT;
-		Brokerd__ListOffsetsResponse lo = BROKERD__LIST_OFFSETS_RESPONSE__INIT;
-		Brokerd__FetchResponse f = BROKERD__FETCH_RESPONSE__INIT;
-		uint8_t *out;
-		size_t n;
+	for (int turn = 0; turn < 100000 && (open_conns > 0 || accepted == 0); turn++) {
+		if (poll(pfd, (nfds_t)nfd, 20000) <= 0)
+			_exit(6);
+		for (int i = nfd - 1; i >= 0; i--) {
+			uint8_t *frame;
+			size_t flen;
+			int rc;
 
-		free(frame);
-		if (q == NULL)
-			_exit(2);
-		r.correlation_id = q->correlation_id;
-		if (q->op_case == BROKERD__REQUEST__OP_LIST_OFFSETS) {
-			lo.high_watermark = next;
-			r.op_case = BROKERD__RESPONSE__OP_LIST_OFFSETS;
-			r.list_offsets = &lo;
-		} else if (q->op_case == BROKERD__REQUEST__OP_FETCH) {
-			f.high_watermark = next;
-			f.next_offset = q->fetch->offset;
-			if (q->fetch->offset == 0) {
-				f.records.data = (uint8_t *)records;
-				f.records.len = len;
-				f.next_offset = next;
-			} else {
-				usleep(q->fetch->max_wait_ms * 1000);
+			if (pfd[i].revents == 0)
+				continue;
+			if (i == 0) {
+				int fd = accept(lfd, NULL, NULL);
+
+				if (fd < 0 || nfd == 5)
+					_exit(1);
+				pfd[nfd++] = (struct pollfd){ .fd = fd, .events = POLLIN };
+				open_conns++;
+				accepted++;
+				continue;
 			}
-			r.op_case = BROKERD__RESPONSE__OP_FETCH;
-			r.fetch = &f;
-		} else {
-			_exit(3);
+			frame = tc_recv_raw(pfd[i].fd, &flen);
+			if (frame == NULL) {
+				close(pfd[i].fd);
+				pfd[i] = pfd[--nfd];
+				open_conns--;
+				continue;
+			}
+			rc = fake_answer(pfd[i].fd, frame, flen, records, len, next);
+			free(frame);
+			if (rc != 0)
+				_exit(rc);
 		}
-		brokerd__request__free_unpacked(q, NULL);
-		n = brokerd__response__get_packed_size(&r);
-		out = malloc(n + 4);
-		if (out == NULL)
-			_exit(4);
-		out[0] = (uint8_t)(n >> 24);
-		out[1] = (uint8_t)(n >> 16);
-		out[2] = (uint8_t)(n >> 8);
-		out[3] = (uint8_t)n;
-		brokerd__response__pack(&r, out + 4);
-		if (tc_send_raw(fd, out, n + 4) < 0)
-			_exit(5);
-		free(out);
 	}
 	_exit(0);
 }
@@ -1071,8 +1276,10 @@ Suite *consumer_suite(void)
 	tcase_add_test(tc, keys_headers_nulls);
 	tcase_add_test(tc, seeks);
 	tcase_add_test(tc, tailing);
+	tcase_add_test(tc, long_polls_independent);
 	tcase_add_test(tc, commit_and_resume);
 	tcase_add_test(tc, resume_after_crash);
+	tcase_add_test(tc, resume_after_kill9);
 	tcase_add_test(tc, auto_offset_reset);
 	tcase_add_test(tc, out_of_range_after_retention);
 	tcase_add_test(tc, corrupt_batch_caught_by_client);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -555,7 +556,7 @@ START_TEST(message_too_large)
 }
 END_TEST
 
-/* buffer_memory bounds what waits: -ENOBUFS, and the waiting records fail
+/* buffer_memory bounds what waits: with max_block_ms 0 -ENOBUFS at once, and the waiting records fail
  * once delivery_timeout_ms passes without a broker. */
 START_TEST(buffer_full)
 {
@@ -570,6 +571,7 @@ START_TEST(buffer_full)
 	conf_for(&conf, addr, sizeof(addr), free_port());
 	conf.buffer_memory = 65536;
 	conf.delivery_timeout_ms = 600;
+	conf.max_block_ms = 0; /* fail at once */
 	ck_assert_int_eq(bk_producer_new(&conf, &p), 0);
 	atomic_store(&delivered, 0);
 	for (int i = 0; i < 200; i++) {
@@ -606,6 +608,179 @@ START_TEST(buffer_full)
 	}
 	bk_producer_close(p);
 	ck_assert(logged("cannot connect to"));
+}
+END_TEST
+
+/* Resume a SIGSTOPped broker after a delay (a thread: no Check calls). */
+struct resume_arg {
+	pid_t pid;
+	int delay_ms;
+};
+
+static void *resume_later(void *arg)
+{
+	const struct resume_arg *a = arg;
+
+	usleep((useconds_t)a->delay_ms * 1000);
+	kill(a->pid, SIGCONT);
+	return NULL;
+}
+
+/* A full buffer_memory makes send wait up to max_block_ms: against a
+ * paused broker it returns -ENOBUFS after about that long; when the broker
+ * resumes, the deliveries free room and a waiting send gets it (0, before
+ * its max_block_ms). */
+START_TEST(buffer_full_blocks)
+{
+	enum { MAXN = 200 };
+	static struct dl d[MAXN + 2];
+	struct bk_producer_conf conf;
+	struct bk_producer *p = NULL;
+	struct resume_arg ra;
+	pthread_t th;
+	char addr[64], val[1000];
+	int accepted = 0, rc = 0, fd;
+	int64_t t0, took = 0;
+
+	memset(val, 'x', sizeof(val) - 1);
+	val[sizeof(val) - 1] = '\0';
+	tb_start(&b);
+	fd = tc_connect(b.port);
+	create(fd, "bl", 1);
+	close(fd);
+	conf_for(&conf, addr, sizeof(addr), b.port);
+	conf.buffer_memory = 65536;
+	conf.max_block_ms = 1000;
+	conf.acks = BK_ACKS_LEADER;
+	ck_assert_int_eq(bk_producer_new(&conf, &p), 0);
+	{
+		struct bk_record r = rec_kv("bl", NULL, "first");
+
+		ck_assert_int_eq(bk_producer_send_sync(p, &r, NULL, NULL), 0);
+	}
+	atomic_store(&delivered, 0);
+	ck_assert_int_eq(kill(b.pid, SIGSTOP), 0);
+	for (int i = 0; i < MAXN; i++) {
+		struct bk_record r = rec_kv("bl", NULL, val);
+
+		t0 = tb_now_ms();
+		rc = bk_producer_send(p, &r, on_delivery, &d[i]);
+		took = tb_now_ms() - t0;
+		if (rc != 0)
+			break;
+		accepted++;
+	}
+	ck_assert_int_eq(rc, -ENOBUFS);
+	ck_assert_msg(accepted >= 50 && accepted <= 66, "accepted %d", accepted);
+	ck_assert_msg(took >= 900, "the full buffer failed after %lld ms, not ~1000",
+		      (long long)took);
+	/* the broker comes back while a send waits for room */
+	ra = (struct resume_arg){ .pid = b.pid, .delay_ms = 300 };
+	ck_assert_int_eq(pthread_create(&th, NULL, resume_later, &ra), 0);
+	{
+		struct bk_record r = rec_kv("bl", NULL, val);
+
+		t0 = tb_now_ms();
+		rc = bk_producer_send(p, &r, on_delivery, &d[accepted]);
+		took = tb_now_ms() - t0;
+	}
+	pthread_join(th, NULL);
+	ck_assert_msg(rc == 0, "send after the broker resumed: %s", bk_strerror(rc));
+	ck_assert_msg(took >= 200, "send returned after %lld ms: it did not wait",
+		      (long long)took);
+	accepted++;
+	ck_assert_int_eq(bk_producer_flush(p, 20000), 0);
+	for (int i = 0; i < accepted; i++) {
+		ck_assert_int_eq(atomic_load(&d[i].calls), 1);
+		ck_assert_int_eq(d[i].err, 0);
+		ck_assert_int_eq(d[i].offset, i + 1);
+	}
+	bk_producer_close(p);
+}
+END_TEST
+
+/* conf.dr_cb reports every record sent without a callback of its own,
+ * with the producer's conf.opaque and the record's msg_opaque; a record
+ * with its own callback (or sent with send_sync) is reported there only. */
+struct dr_seen {
+	atomic_int calls;
+	void *opaque;
+	int err;
+	int64_t offset;
+};
+
+static int dr_marker;
+static atomic_int dr_calls;
+
+static void on_dr(void *opaque, void *msg_opaque, int err, const char *topic,
+		  int32_t partition, int64_t offset)
+{
+	struct dr_seen *d = msg_opaque;
+
+	ck_assert_str_eq(topic, "dr");
+	ck_assert_int_eq(partition, 0);
+	d->opaque = opaque;
+	d->err = err;
+	d->offset = offset;
+	atomic_fetch_add(&d->calls, 1);
+	atomic_fetch_add(&dr_calls, 1);
+}
+
+START_TEST(delivery_report_opaques)
+{
+	enum { N = 50 };
+	static struct dr_seen seen[N];
+	static struct dl own;
+	struct bk_producer_conf conf;
+	struct bk_producer *p = NULL;
+	char addr[64], val[32];
+	int64_t off = -1;
+	int fd;
+
+	tb_start(&b);
+	fd = tc_connect(b.port);
+	create(fd, "dr", 1);
+	close(fd);
+	conf_for(&conf, addr, sizeof(addr), b.port);
+	conf.dr_cb = on_dr;
+	conf.opaque = &dr_marker;
+	ck_assert_int_eq(bk_producer_new(&conf, &p), 0);
+	atomic_store(&delivered, 0);
+	atomic_store(&dr_calls, 0);
+	for (int i = 0; i < N; i++) {
+		struct bk_record r;
+
+		snprintf(val, sizeof(val), "v-%d", i);
+		r = rec_kv("dr", NULL, val);
+		r.partition = 0;
+		if (i == N / 2)
+			ck_assert_int_eq(bk_producer_send(p, &r, on_delivery, &own), 0);
+		else
+			ck_assert_int_eq(bk_producer_send(p, &r, NULL, &seen[i]), 0);
+	}
+	{
+		struct bk_record r = rec_kv("dr", NULL, "sync");
+
+		r.partition = 0;
+		ck_assert_int_eq(bk_producer_send_sync(p, &r, NULL, &off), 0);
+		ck_assert_int_eq(off, N);
+	}
+	ck_assert_int_eq(bk_producer_flush(p, 10000), 0);
+	ck_assert_int_eq(atomic_load(&dr_calls), N - 1);
+	ck_assert_int_eq(atomic_load(&own.calls), 1);
+	ck_assert_int_eq(own.err, 0);
+	ck_assert_int_eq(own.offset, N / 2);
+	for (int i = 0; i < N; i++) {
+		if (i == N / 2) {
+			ck_assert_int_eq(atomic_load(&seen[i].calls), 0);
+			continue;
+		}
+		ck_assert_int_eq(atomic_load(&seen[i].calls), 1);
+		ck_assert_ptr_eq(seen[i].opaque, &dr_marker);
+		ck_assert_int_eq(seen[i].err, 0);
+		ck_assert_int_eq(seen[i].offset, i);
+	}
+	bk_producer_close(p);
 }
 END_TEST
 
@@ -1071,6 +1246,8 @@ Suite *producer_suite(void)
 	tcase_add_test(tc, auto_create);
 	tcase_add_test(tc, message_too_large);
 	tcase_add_test(tc, buffer_full);
+	tcase_add_test(tc, buffer_full_blocks);
+	tcase_add_test(tc, delivery_report_opaques);
 	tcase_add_test(tc, flush_timeout);
 	tcase_add_test(tc, keyless_spread);
 	tcase_add_test(tc, close_delivers);

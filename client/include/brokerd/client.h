@@ -135,6 +135,14 @@ struct bk_record {
  * reordered.  With acks none, a record counts as delivered (offset -1) once
  * its request is written to the socket. */
 
+/* The type of conf.dr_cb: the producer-wide delivery report, as
+ * librdkafka's dr_msg_cb.  opaque is conf.opaque, msg_opaque the record's
+ * (bk_producer_send's last argument); the rest as for bk_delivery_cb.
+ * Called like a record's callback (once per record, on the I/O thread,
+ * without the lock), for every record sent with cb == NULL. */
+typedef void (*bk_dr_cb)(void *opaque, void *msg_opaque, int err, const char *topic,
+			 int32_t partition, int64_t offset);
+
 struct bk_producer_conf {
 	const char *bootstrap;       /* "host:port" (required) */
 	const char *client_id;       /* default "libbrokerc" */
@@ -148,6 +156,12 @@ struct bk_producer_conf {
 	size_t buffer_memory;        /* 33554432 bytes queued at most */
 	bk_log_cb log_cb;            /* NULL: silent */
 	void *log_opaque;
+	int max_block_ms;            /* 60000: how long bk_producer_send waits
+	                                for room in buffer_memory; 0: -ENOBUFS
+	                                at once (as librdkafka/Kafka's
+	                                max.block.ms) */
+	bk_dr_cb dr_cb;              /* NULL: only records' own callbacks */
+	void *opaque;                /* the producer's: dr_cb's first argument */
 };
 
 /* Fill conf with the defaults above (bootstrap NULL). */
@@ -165,15 +179,19 @@ typedef void (*bk_delivery_cb)(void *msg_opaque, int err, const char *topic,
 			       int32_t partition, int64_t offset);
 
 /* Create a producer (connects lazily).  Returns 0 and *out, -EINVAL for a
- * bad conf, -ENOMEM. */
+ * bad conf (max_block_ms < 0, ...), -ENOMEM. */
 int bk_producer_new(const struct bk_producer_conf *conf, struct bk_producer **out);
 
-/* Queue rec (copied) for rec->topic.  Returns 0 (cb will run), -ENOBUFS
- * (buffer_memory full: flush or retry later), -EMSGSIZE (larger than the
- * broker's max.batch.bytes, 8 MiB until the first connection tells, or than
- * buffer_memory), -EINVAL (no topic or longer than 249 bytes, bad lengths,
- * partition < -1), -ESHUTDOWN (closing), -ENOMEM.  cb may be NULL.
- * Thread-safe; never blocks on the network. */
+/* Queue rec (copied) for rec->topic.  When buffer_memory is full, waits
+ * up to conf.max_block_ms for deliveries to free room (every queued batch
+ * is sent at once meanwhile); from a delivery callback it never waits.
+ * Returns 0 (a callback will run: cb, else conf.dr_cb with msg_opaque, else
+ * none), -ENOBUFS (still full after max_block_ms: flush or retry later),
+ * -EMSGSIZE (larger than the broker's max.batch.bytes, 8 MiB until the
+ * first connection tells, or than buffer_memory), -EINVAL (no topic or
+ * longer than 249 bytes, bad lengths, partition < -1), -ESHUTDOWN (closing,
+ * also while waiting), -ENOMEM.  cb may be NULL.  Thread-safe; waits only
+ * for buffer space, never for the network otherwise. */
 int bk_producer_send(struct bk_producer *p, const struct bk_record *rec,
 		     bk_delivery_cb cb, void *msg_opaque);
 
@@ -201,6 +219,9 @@ void bk_producer_close(struct bk_producer *p);
  * records one at a time from fetched batches (CRC-checked), and keeps the
  * next fetch of each partition in flight while the application works
  * (prefetch).  Fetches long-poll, so a caught-up consumer tails the log.
+ * Each assigned partition fetches on its own connection (plus one for
+ * offsets and commits), so a record on any partition is handed out as soon
+ * as it arrives, whatever the other partitions' long polls do.
  * With a group, positions are committed as that group's offsets. */
 
 #define BK_OFFSET_LATEST    (-1)  /* the high watermark: new records only */
