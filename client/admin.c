@@ -499,8 +499,6 @@ int bk_admin_list_offset(struct bk_admin *a, const char *topic, int32_t partitio
 		return bad_arg(a, topic == NULL ? "no topic name" : "no result pointer");
 	if (partition < 0)
 		return bad_arg(a, "partition must be >= 0");
-	if (when < 0 && when != BK_OFFSET_EARLIEST && when != BK_OFFSET_LATEST)
-		return bad_arg(a, "when must be BK_OFFSET_EARLIEST, BK_OFFSET_LATEST or a time >= 0");
 	q.topic = (char *)topic;
 	q.partition = (uint32_t)partition;
 	q.timestamp = when; /* the wire's -2 / -1 are BK_OFFSET_EARLIEST / LATEST */

@@ -423,8 +423,8 @@ struct bk_listed_offset {
  * log start offset), BK_OFFSET_LATEST (the high watermark), or a time in ms
  * since the epoch >= 0 (the first offset whose record timestamp is >= it;
  * the high watermark when there is none).  Returns 0 and *out;
- * BK_ERR(UNKNOWN_TOPIC / UNKNOWN_PARTITION); -EINVAL for partition < 0 or
- * another negative `when`. */
+ * BK_ERR(UNKNOWN_TOPIC / UNKNOWN_PARTITION), BK_ERR(INVALID_REQUEST) for
+ * another negative `when`; -EINVAL for partition < 0. */
 int bk_admin_list_offset(struct bk_admin *a, const char *topic, int32_t partition,
 			 int64_t when, struct bk_listed_offset *out);
 
