@@ -63,5 +63,5 @@ for ex in "$tmp"/*.c; do
 	cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "${ex%.c}" "$ex" $(pkg-config --cflags --libs brokerc)
 	n=$((n + 1))
 done
-[ "$n" -ge 2 ] || { echo "install.sh: expected the producer and consumer examples in docs/client.md" >&2; exit 1; }
+[ "$n" -ge 3 ] || { echo "install.sh: expected the producer, consumer and admin examples in docs/client.md" >&2; exit 1; }
 echo "install.sh: make install, a pkg-config build against libbrokerc and the $n examples of docs/client.md: ok"

@@ -103,32 +103,37 @@ static void die(int status, const char *fmt, ...)
 
 /* --- connection ------------------------------------------------------------ */
 
-static struct bk_conn *conn;
+static struct bk_admin *admin_handle;
 
-static void connect_broker(void)
+/* The admin handle, connected on first use (so usage errors never need the
+ * broker). */
+static struct bk_admin *admin(void)
 {
-	int rc = bk_conn_open(broker, timeout_ms, &conn);
-
-	if (rc < 0)
-		die(EXIT_UNREACHABLE, "cannot reach the broker at %s: %s", broker, bk_strerror(rc));
-}
-
-/* Send req; exit with the broker's message when it refuses.  Returns the
- * response (caller frees with bk_response_free). */
-static Brokerd__Response *call(Brokerd__Request *req)
-{
-	Brokerd__Response *resp = NULL;
+	struct bk_admin_conf conf;
 	int rc;
 
-	if (conn == NULL)
-		connect_broker();
-	req->client_id = (char *)"brokerctl";
-	rc = bk_conn_call(conn, req, &resp);
+	if (admin_handle != NULL)
+		return admin_handle;
+	bk_admin_conf_init(&conf);
+	conf.bootstrap = broker;
+	conf.client_id = "brokerctl";
+	conf.request_timeout_ms = timeout_ms;
+	rc = bk_admin_new(&conf, &admin_handle);
 	if (rc < 0)
-		die(EXIT_UNREACHABLE, "lost the broker at %s: %s", broker, bk_strerror(rc));
-	if (resp->error != BROKERD__ERROR_CODE__OK)
-		die(EXIT_REFUSED, "%s (%s)", resp->error_message, bk_error_name(resp->error));
-	return resp;
+		die(EXIT_UNREACHABLE, "cannot reach the broker at %s: %s", broker, bk_strerror(rc));
+	return admin_handle;
+}
+
+/* Exit when an admin call failed: with the broker's message when it
+ * refused, else as unreachable. */
+static void check(int rc)
+{
+	if (rc >= 0)
+		return;
+	if (bk_err_code(rc) != 0)
+		die(EXIT_REFUSED, "%s (%s)", bk_admin_errmsg(admin_handle),
+		    bk_error_name(bk_err_code(rc)));
+	die(EXIT_UNREACHABLE, "lost the broker at %s: %s", broker, bk_strerror(rc));
 }
 
 /* --- JSON output -------------------------------------------------------------- */
@@ -162,46 +167,46 @@ static void split_kv(char *kv, char **key, char **value, const char *what)
 	*value = eq + 1;
 }
 
-static void print_description(const Brokerd__TopicDescription *d)
+static void print_description(const struct bk_topic_info *d)
 {
 	if (json) {
 		printf("{\"name\":");
 		json_str(d->name);
 		printf(",\"topic_id\":%" PRIu64 ",\"partitions\":[", d->topic_id);
-		for (size_t i = 0; i < d->n_partitions; i++) {
-			const Brokerd__PartitionInfo *p = d->partitions[i];
-			printf("%s{\"partition\":%u,\"log_start_offset\":%" PRId64
+		for (int32_t i = 0; i < d->partition_count; i++) {
+			const struct bk_partition_info *p = &d->partitions[i];
+			printf("%s{\"partition\":%d,\"log_start_offset\":%" PRId64
 			       ",\"high_watermark\":%" PRId64 ",\"log_end_offset\":%" PRId64
 			       ",\"size_bytes\":%" PRIu64 ",\"segments\":%u,\"error\":",
 			       i ? "," : "", p->partition, p->log_start_offset, p->high_watermark,
 			       p->log_end_offset, p->size_bytes, p->segment_count);
-			json_str(p->error ? bk_error_name(p->error) : "");
+			json_str(p->error ? bk_error_name(bk_err_code(p->error)) : "");
 			putchar('}');
 		}
 		printf("],\"configs\":{");
-		for (size_t i = 0; i < d->n_configs; i++) {
+		for (size_t i = 0; i < d->nconfigs; i++) {
 			printf("%s", i ? "," : "");
-			json_str(d->configs[i]->name);
+			json_str(d->configs[i].name);
 			putchar(':');
-			json_str(d->configs[i]->value);
+			json_str(d->configs[i].value);
 		}
 		printf("}}\n");
 		return;
 	}
-	printf("topic %s (id %" PRIu64 "), %u partitions\n\n", d->name, d->topic_id,
+	printf("topic %s (id %" PRIu64 "), %d partitions\n\n", d->name, d->topic_id,
 	       d->partition_count);
 	printf("%9s %14s %14s %14s %14s %8s  %s\n", "PARTITION", "LOG-START", "HIGH-WATERMARK",
 	       "LOG-END", "BYTES", "SEGMENTS", "STATE");
-	for (size_t i = 0; i < d->n_partitions; i++) {
-		const Brokerd__PartitionInfo *p = d->partitions[i];
-		printf("%9u %14" PRId64 " %14" PRId64 " %14" PRId64 " %14" PRIu64 " %8u  %s\n",
+	for (int32_t i = 0; i < d->partition_count; i++) {
+		const struct bk_partition_info *p = &d->partitions[i];
+		printf("%9d %14" PRId64 " %14" PRId64 " %14" PRId64 " %14" PRIu64 " %8u  %s\n",
 		       p->partition, p->log_start_offset, p->high_watermark, p->log_end_offset,
 		       p->size_bytes, p->segment_count, p->error ? p->error_message : "ok");
 	}
 	printf("\n%-28s %-22s %s\n", "CONFIG", "VALUE", "SOURCE");
-	for (size_t i = 0; i < d->n_configs; i++)
-		printf("%-28s %-22s %s\n", d->configs[i]->name, d->configs[i]->value,
-		       d->configs[i]->is_default ? "default" : "topic");
+	for (size_t i = 0; i < d->nconfigs; i++)
+		printf("%-28s %-22s %s\n", d->configs[i].name, d->configs[i].value,
+		       d->configs[i].is_default ? "default" : "topic");
 }
 
 static int topic_create(int argc, char **argv)
@@ -211,10 +216,10 @@ static int topic_create(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ NULL, 0, NULL, 0 },
 	};
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__CreateTopicRequest q = BROKERD__CREATE_TOPIC_REQUEST__INIT;
-	Brokerd__CreateTopicRequest__ConfigsEntry ents[64], *pents[64];
-	Brokerd__Response *resp;
+	struct bk_config configs[64];
+	struct bk_topic_info *d = NULL;
+	int32_t partitions = 0;
+	size_t nconfigs = 0;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -223,87 +228,77 @@ static int topic_create(int argc, char **argv)
 			long n = strtol(optarg, &end, 10);
 			if (*end != '\0' || n <= 0)
 				die(EXIT_USAGE, "--partitions needs a positive number, got '%s'", optarg);
-			q.partitions = (uint32_t)n;
+			/* above the range the broker refuses it, naming the limit */
+			partitions = n > INT32_MAX ? INT32_MAX : (int32_t)n;
 		} else if (ch == 'c') {
-			if (q.n_configs == 64)
+			char *key, *value;
+			if (nconfigs == 64)
 				die(EXIT_USAGE, "at most 64 --config options");
-			brokerd__create_topic_request__configs_entry__init(&ents[q.n_configs]);
-			split_kv(optarg, &ents[q.n_configs].key, &ents[q.n_configs].value, "--config");
-			pents[q.n_configs] = &ents[q.n_configs];
-			q.n_configs++;
+			split_kv(optarg, &key, &value, "--config");
+			configs[nconfigs++] = (struct bk_config){ key, value, 0 };
 		} else {
 			die(EXIT_USAGE, "see brokerctl --help");
 		}
 	}
 	if (optind + 1 != argc)
 		die(EXIT_USAGE, "topic create needs exactly one topic name");
-	q.topic = argv[optind];
-	q.configs = pents;
-	req.op_case = BROKERD__REQUEST__OP_CREATE_TOPIC;
-	req.create_topic = &q;
-	resp = call(&req);
+	check(bk_admin_create_topic(admin(), argv[optind], partitions, configs, nconfigs, &d));
 	if (!json)
-		printf("created topic '%s' with %u partitions\n", q.topic,
-		       resp->create_topic->topic->partition_count);
+		printf("created topic '%s' with %d partitions\n", argv[optind], d->partition_count);
 	else
-		print_description(resp->create_topic->topic);
-	bk_response_free(resp);
+		print_description(d);
+	bk_admin_free(d);
 	return 0;
 }
 
 static int topic_list(int argc, char **argv)
 {
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__ListTopicsRequest q = BROKERD__LIST_TOPICS_REQUEST__INIT;
-	Brokerd__Response *resp;
+	struct bk_topic_list *l = NULL;
 
 	(void)argv;
 	if (argc != 1)
 		die(EXIT_USAGE, "topic list takes no arguments");
-	req.op_case = BROKERD__REQUEST__OP_LIST_TOPICS;
-	req.list_topics = &q;
-	resp = call(&req);
+	check(bk_admin_list_topics(admin(), &l));
 	if (json) {
 		printf("[");
-		for (size_t i = 0; i < resp->list_topics->n_topics; i++) {
-			const Brokerd__TopicSummary *t = resp->list_topics->topics[i];
+		for (size_t i = 0; i < l->ntopics; i++) {
+			const struct bk_topic_summary *t = &l->topics[i];
 			printf("%s{\"name\":", i ? "," : "");
 			json_str(t->name);
-			printf(",\"partitions\":%u,\"size_bytes\":%" PRIu64 "}", t->partition_count,
+			printf(",\"partitions\":%d,\"size_bytes\":%" PRIu64 "}", t->partition_count,
 			       t->size_bytes);
 		}
 		printf("]\n");
 	} else {
 		printf("%-40s %10s %14s\n", "TOPIC", "PARTITIONS", "BYTES");
-		for (size_t i = 0; i < resp->list_topics->n_topics; i++) {
-			const Brokerd__TopicSummary *t = resp->list_topics->topics[i];
-			printf("%-40s %10u %14" PRIu64 "\n", t->name, t->partition_count, t->size_bytes);
+		for (size_t i = 0; i < l->ntopics; i++) {
+			const struct bk_topic_summary *t = &l->topics[i];
+			printf("%-40s %10d %14" PRIu64 "\n", t->name, t->partition_count, t->size_bytes);
 		}
 	}
-	bk_response_free(resp);
+	bk_admin_free(l);
 	return 0;
 }
 
-static Brokerd__Response *describe_topic(const char *name)
+/* Describe name, or exit with the broker's refusal.  Free with
+ * bk_admin_free. */
+static struct bk_topic_info *describe_topic(const char *name)
 {
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__DescribeTopicRequest q = BROKERD__DESCRIBE_TOPIC_REQUEST__INIT;
+	struct bk_topic_info *d = NULL;
 
-	q.topic = (char *)name;
-	req.op_case = BROKERD__REQUEST__OP_DESCRIBE_TOPIC;
-	req.describe_topic = &q;
-	return call(&req);
+	check(bk_admin_describe_topic(admin(), name, &d));
+	return d;
 }
 
 static int topic_describe(int argc, char **argv)
 {
-	Brokerd__Response *resp;
+	struct bk_topic_info *d;
 
 	if (argc != 2)
 		die(EXIT_USAGE, "topic describe needs exactly one topic name");
-	resp = describe_topic(argv[1]);
-	print_description(resp->describe_topic->topic);
-	bk_response_free(resp);
+	d = describe_topic(argv[1]);
+	print_description(d);
+	bk_admin_free(d);
 	return 0;
 }
 
@@ -314,132 +309,95 @@ static int topic_alter(int argc, char **argv)
 		{ "reset", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__AlterTopicConfigRequest q = BROKERD__ALTER_TOPIC_CONFIG_REQUEST__INIT;
-	Brokerd__AlterTopicConfigRequest__SetEntry ents[64], *pents[64];
-	char *resets[64];
-	Brokerd__Response *resp;
+	struct bk_config set[64];
+	const char *resets[64];
+	size_t nset = 0, nreset = 0;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 's') {
-			if (q.n_set == 64)
+			char *key, *value;
+			if (nset == 64)
 				die(EXIT_USAGE, "at most 64 --set options");
-			brokerd__alter_topic_config_request__set_entry__init(&ents[q.n_set]);
-			split_kv(optarg, &ents[q.n_set].key, &ents[q.n_set].value, "--set");
-			pents[q.n_set] = &ents[q.n_set];
-			q.n_set++;
+			split_kv(optarg, &key, &value, "--set");
+			set[nset++] = (struct bk_config){ key, value, 0 };
 		} else if (ch == 'r') {
-			if (q.n_reset == 64)
+			if (nreset == 64)
 				die(EXIT_USAGE, "at most 64 --reset options");
-			resets[q.n_reset++] = optarg;
+			resets[nreset++] = optarg;
 		} else {
 			die(EXIT_USAGE, "see brokerctl --help");
 		}
 	}
 	if (optind + 1 != argc)
 		die(EXIT_USAGE, "topic alter needs exactly one topic name");
-	if (q.n_set == 0 && q.n_reset == 0)
+	if (nset == 0 && nreset == 0)
 		die(EXIT_USAGE, "topic alter needs --set KEY=VALUE or --reset KEY");
-	q.topic = argv[optind];
-	q.set = pents;
-	q.reset = resets;
-	req.op_case = BROKERD__REQUEST__OP_ALTER_TOPIC_CONFIG;
-	req.alter_topic_config = &q;
-	resp = call(&req);
+	check(bk_admin_alter_topic_configs(admin(), argv[optind], set, nset, resets, nreset, NULL));
 	if (!json)
-		printf("altered topic '%s'\n", q.topic);
+		printf("altered topic '%s'\n", argv[optind]);
 	else
 		printf("{\"altered\":true}\n");
-	bk_response_free(resp);
 	return 0;
 }
 
 static int topic_delete(int argc, char **argv)
 {
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__DeleteTopicRequest q = BROKERD__DELETE_TOPIC_REQUEST__INIT;
-
 	if (argc != 2)
 		die(EXIT_USAGE, "topic delete needs exactly one topic name");
-	q.topic = argv[1];
-	req.op_case = BROKERD__REQUEST__OP_DELETE_TOPIC;
-	req.delete_topic = &q;
-	bk_response_free(call(&req));
+	check(bk_admin_delete_topic(admin(), argv[1]));
 	if (json)
 		printf("{\"deleted\":true}\n");
 	else
-		printf("deleted topic '%s'\n", q.topic);
+		printf("deleted topic '%s'\n", argv[1]);
 	return 0;
 }
 
 /* --- offsets and groups ------------------------------------------------------------ */
 
-static Brokerd__Response *fetch_offsets(const char *group)
-{
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__FetchOffsetsRequest q = BROKERD__FETCH_OFFSETS_REQUEST__INIT;
-
-	q.group = (char *)group;
-	req.op_case = BROKERD__REQUEST__OP_FETCH_OFFSETS;
-	req.fetch_offsets = &q;
-	return call(&req);
-}
-
 /* The group's committed offsets (of one topic when topic != NULL), with
  * the high watermark and lag of each partition. */
 static int print_offsets(const char *group, const char *topic)
 {
-	Brokerd__Response *resp = fetch_offsets(group);
-	const Brokerd__FetchOffsetsResponse *f = resp->fetch_offsets;
+	struct bk_group_offsets *g = NULL;
 	bool first = true;
 
+	check(bk_admin_describe_group(admin(), group, &g));
 	if (json)
 		printf("[");
 	else
 		printf("%-30s %9s %14s %14s %10s  %s\n", "TOPIC", "PARTITION", "COMMITTED",
 		       "HIGH-WATERMARK", "LAG", "METADATA");
-	for (size_t i = 0; i < f->n_offsets; i++) {
-		const Brokerd__CommittedOffset *o = f->offsets[i];
+	for (size_t i = 0; i < g->noffsets; i++) {
+		const struct bk_committed_offset *o = &g->offsets[i];
 		if (topic != NULL && strcmp(o->topic, topic) != 0)
 			continue;
 		if (json) {
 			printf("%s{\"topic\":", first ? "" : ",");
 			json_str(o->topic);
-			printf(",\"partition\":%u,\"offset\":%" PRId64 ",\"high_watermark\":%" PRId64
+			printf(",\"partition\":%d,\"offset\":%" PRId64 ",\"high_watermark\":%" PRId64
 			       ",\"lag\":%" PRId64 ",\"metadata\":",
 			       o->partition, o->offset, o->high_watermark, o->lag);
 			json_str(o->metadata);
 			putchar('}');
 		} else {
-			printf("%-30s %9u %14" PRId64 " %14" PRId64 " %10" PRId64 "  %s\n", o->topic,
+			printf("%-30s %9d %14" PRId64 " %14" PRId64 " %10" PRId64 "  %s\n", o->topic,
 			       o->partition, o->offset, o->high_watermark, o->lag, o->metadata);
 		}
 		first = false;
 	}
 	if (json)
 		printf("]\n");
-	bk_response_free(resp);
+	bk_admin_free(g);
 	return 0;
 }
 
-static void commit_one(const char *group, const char *topic, uint32_t partition, int64_t offset,
+static void commit_one(const char *group, const char *topic, int32_t partition, int64_t offset,
 		       const char *metadata)
 {
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__CommitOffsetsRequest q = BROKERD__COMMIT_OFFSETS_REQUEST__INIT;
-	Brokerd__OffsetCommit c = BROKERD__OFFSET_COMMIT__INIT, *pc = &c;
+	struct bk_offset_commit c = { topic, partition, offset, metadata };
 
-	c.topic = (char *)topic;
-	c.partition = partition;
-	c.offset = offset;
-	c.metadata = (char *)metadata;
-	q.group = (char *)group;
-	q.offsets = &pc;
-	q.n_offsets = 1;
-	req.op_case = BROKERD__REQUEST__OP_COMMIT_OFFSETS;
-	req.commit_offsets = &q;
-	bk_response_free(call(&req));
+	check(bk_admin_commit_offsets(admin(), group, &c, 1));
 }
 
 static int64_t parse_i64(const char *s, const char *what)
@@ -473,9 +431,9 @@ static int offsets_commit(int argc, char **argv)
 		die(EXIT_USAGE, "offsets commit needs GROUP TOPIC PARTITION OFFSET");
 	partition = parse_i64(argv[optind + 2], "PARTITION");
 	offset = parse_i64(argv[optind + 3], "OFFSET");
-	if (partition < 0 || partition > UINT32_MAX)
+	if (partition < 0 || partition > INT32_MAX)
 		die(EXIT_USAGE, "PARTITION out of range: %s", argv[optind + 2]);
-	commit_one(argv[optind], argv[optind + 1], (uint32_t)partition, offset, metadata);
+	commit_one(argv[optind], argv[optind + 1], (int32_t)partition, offset, metadata);
 	if (json)
 		printf("{\"committed\":true}\n");
 	else
@@ -485,29 +443,21 @@ static int offsets_commit(int argc, char **argv)
 }
 
 /* Resolve --to for one partition: earliest, latest, an offset or @ms. */
-static int64_t resolve_to(const char *to, const char *topic, uint32_t partition)
+static int64_t resolve_to(const char *to, const char *topic, int32_t partition)
 {
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__ListOffsetsRequest q = BROKERD__LIST_OFFSETS_REQUEST__INIT;
-	Brokerd__Response *resp;
-	int64_t off;
+	struct bk_listed_offset lo;
+	int64_t when;
 
 	if (strcmp(to, "earliest") == 0)
-		q.timestamp = -2;
+		when = BK_OFFSET_EARLIEST;
 	else if (strcmp(to, "latest") == 0)
-		q.timestamp = -1;
+		when = BK_OFFSET_LATEST;
 	else if (to[0] == '@')
-		q.timestamp = parse_i64(to + 1, "--to @TIMESTAMP_MS");
+		when = parse_i64(to + 1, "--to @TIMESTAMP_MS");
 	else
 		return parse_i64(to, "--to OFFSET");
-	q.topic = (char *)topic;
-	q.partition = partition;
-	req.op_case = BROKERD__REQUEST__OP_LIST_OFFSETS;
-	req.list_offsets = &q;
-	resp = call(&req);
-	off = resp->list_offsets->offset;
-	bk_response_free(resp);
-	return off;
+	check(bk_admin_list_offset(admin(), topic, partition, when, &lo));
+	return lo.offset;
 }
 
 static int offsets_reset(int argc, char **argv)
@@ -517,8 +467,8 @@ static int offsets_reset(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *to = NULL, *group, *topic;
-	Brokerd__Response *resp;
-	uint32_t nparts;
+	struct bk_topic_info *d;
+	int32_t nparts;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -530,38 +480,34 @@ static int offsets_reset(int argc, char **argv)
 		die(EXIT_USAGE, "offsets reset needs GROUP TOPIC --to earliest|latest|OFFSET|@MS");
 	group = argv[optind];
 	topic = argv[optind + 1];
-	resp = describe_topic(topic);
-	nparts = resp->describe_topic->topic->partition_count;
-	bk_response_free(resp);
-	for (uint32_t p = 0; p < nparts; p++) {
+	d = describe_topic(topic);
+	nparts = d->partition_count;
+	bk_admin_free(d);
+	for (int32_t p = 0; p < nparts; p++) {
 		int64_t off = resolve_to(to, topic, p);
 		commit_one(group, topic, p, off, "");
 		if (!json)
-			printf("group '%s' '%s' partition %u -> %" PRId64 "\n", group, topic, p, off);
+			printf("group '%s' '%s' partition %d -> %" PRId64 "\n", group, topic, p, off);
 	}
 	if (json)
-		printf("{\"reset\":%u}\n", nparts);
+		printf("{\"reset\":%d}\n", nparts);
 	return 0;
 }
 
 static int groups_list(int argc, char **argv)
 {
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__ListGroupsRequest q = BROKERD__LIST_GROUPS_REQUEST__INIT;
-	Brokerd__Response *resp;
+	struct bk_group_list *l = NULL;
 
 	(void)argv;
 	if (argc != 1)
 		die(EXIT_USAGE, "groups list takes no arguments");
-	req.op_case = BROKERD__REQUEST__OP_LIST_GROUPS;
-	req.list_groups = &q;
-	resp = call(&req);
+	check(bk_admin_list_groups(admin(), &l));
 	if (json)
 		printf("[");
 	else
 		printf("%-40s %10s %12s\n", "GROUP", "PARTITIONS", "LAG");
-	for (size_t i = 0; i < resp->list_groups->n_groups; i++) {
-		const Brokerd__GroupSummary *g = resp->list_groups->groups[i];
+	for (size_t i = 0; i < l->ngroups; i++) {
+		const struct bk_group_summary *g = &l->groups[i];
 		if (json) {
 			printf("%s{\"group\":", i ? "," : "");
 			json_str(g->group);
@@ -572,42 +518,30 @@ static int groups_list(int argc, char **argv)
 	}
 	if (json)
 		printf("]\n");
-	bk_response_free(resp);
+	bk_admin_free(l);
 	return 0;
 }
 
 static int groups_delete(int argc, char **argv)
 {
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__DeleteGroupRequest q = BROKERD__DELETE_GROUP_REQUEST__INIT;
-
 	if (argc != 2)
 		die(EXIT_USAGE, "groups delete needs exactly one group");
-	q.group = argv[1];
-	req.op_case = BROKERD__REQUEST__OP_DELETE_GROUP;
-	req.delete_group = &q;
-	bk_response_free(call(&req));
+	check(bk_admin_delete_group(admin(), argv[1]));
 	if (json)
 		printf("{\"deleted\":true}\n");
 	else
-		printf("deleted group '%s'\n", q.group);
+		printf("deleted group '%s'\n", argv[1]);
 	return 0;
 }
 
 static int status(int argc, char **argv)
 {
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__BrokerStatusRequest q = BROKERD__BROKER_STATUS_REQUEST__INIT;
-	Brokerd__Response *resp;
-	const Brokerd__BrokerStatusResponse *s;
+	struct bk_broker_status *s = NULL;
 
 	(void)argv;
 	if (argc != 1)
 		die(EXIT_USAGE, "status takes no arguments");
-	req.op_case = BROKERD__REQUEST__OP_BROKER_STATUS;
-	req.broker_status = &q;
-	resp = call(&req);
-	s = resp->broker_status;
+	check(bk_admin_broker_status(admin(), &s));
 	if (json) {
 		printf("{\"version\":");
 		json_str(s->broker_version);
@@ -627,7 +561,7 @@ static int status(int argc, char **argv)
 		       s->disk_total_bytes >> 20);
 		printf("connections  %u\n", s->connections);
 	}
-	bk_response_free(resp);
+	bk_admin_free(s);
 	return 0;
 }
 
@@ -831,7 +765,7 @@ static int consume(int argc, char **argv)
 	const char *from = NULL, *format = "value", *group = NULL, *topic;
 	struct bk_consumer_conf conf;
 	struct bk_consumer *c = NULL;
-	Brokerd__Response *resp;
+	struct bk_topic_info *d;
 	int64_t partition = -1, max = -1, got = 0, *end = NULL;
 	uint32_t nparts, lo, hi;
 	bool follow = false;
@@ -866,8 +800,8 @@ static int consume(int argc, char **argv)
 	if (optind + 1 != argc)
 		die(EXIT_USAGE, "consume needs exactly one topic");
 	topic = argv[optind];
-	resp = describe_topic(topic);
-	nparts = resp->describe_topic->topic->partition_count;
+	d = describe_topic(topic);
+	nparts = (uint32_t)d->partition_count;
 	if (partition >= (int64_t)nparts)
 		die(EXIT_REFUSED, "topic '%s' has no partition %" PRId64 " (it has %u)", topic,
 		    partition, nparts);
@@ -878,8 +812,8 @@ static int consume(int argc, char **argv)
 	if (end == NULL)
 		die(EXIT_UNREACHABLE, "out of memory");
 	for (uint32_t p = 0; p < nparts; p++)
-		end[p] = resp->describe_topic->topic->partitions[p]->high_watermark;
-	bk_response_free(resp);
+		end[p] = d->partitions[p].high_watermark;
+	bk_admin_free(d);
 	bk_consumer_conf_init(&conf);
 	conf.bootstrap = broker;
 	conf.client_id = "brokerctl";
@@ -1033,7 +967,7 @@ int main(int argc, char **argv)
 		skip = c->name != NULL ? optind + 1 : optind;
 		optind = 0; /* GNU getopt: re-initialise; the command parses its own options */
 		rc = c->fn(argc - skip, argv + skip);
-		bk_conn_close(conn);
+		bk_admin_close(admin_handle);
 		return rc;
 	}
 	fprintf(stderr, "brokerctl: unknown command '%s%s%s' (see brokerctl --help)\n", argv[optind],

@@ -294,6 +294,268 @@ int bk_consumer_commit_async(struct bk_consumer *c,
 /* Finish async commits, close, free.  NULL is a no-op. */
 void bk_consumer_close(struct bk_consumer *c);
 
+/* --- admin --------------------------------------------------------------------
+ * Typed calls for every topic, offset, group and broker operation of the
+ * protocol, in the manner of Kafka's AdminClient but blocking: each call
+ * sends one request on the handle's connection and waits for its answer, at
+ * most request_timeout_ms.
+ *
+ * Errors: each call returns 0 or a negative error of this library:
+ * BK_ERR(code) when the broker refused (bk_err_code() gives the wire
+ * ErrorCode back), -errno for a transport failure (-ECONNREFUSED,
+ * -ECONNRESET, -ETIMEDOUT, ...), -EPROTO for an answer that does not fit the
+ * request, -EINVAL for a bad argument (checked before anything is sent),
+ * -ENOMEM.  bk_admin_errmsg() then gives the text of the failure: for a
+ * broker refusal the broker's own message ("topic 'orders' does not exist").
+ * On an error nothing is stored in *out.
+ *
+ * A call never retries.  After a transport error (or a refusal after which
+ * the broker closes the connection: INVALID_REQUEST, FRAME_TOO_LARGE,
+ * TOO_MANY_CONNECTIONS) the handle drops its connection and the next call
+ * opens a new one; a request that failed on the way may or may not have
+ * been applied (a create then fails with TOPIC_ALREADY_EXISTS).
+ *
+ * Results: an out-parameter result (struct bk_topic_info, ...) is one
+ * allocation owned by the caller, strings and arrays included; free it with
+ * bk_admin_free().  Strings in results are never NULL ("" when empty).
+ *
+ * Thread-safety: a struct bk_admin is not thread-safe; use one per thread,
+ * or lock.  Results are plain memory, independent of the handle. */
+
+struct bk_admin;
+
+struct bk_admin_conf {
+	const char *bootstrap;       /* "host:port" (required) */
+	const char *client_id;       /* default "libbrokerc" */
+	int request_timeout_ms;      /* 10000: bounds the connect and each call
+	                                (<= 0: 10000, as bk_conn_open) */
+};
+
+/* Fill conf with the defaults above (bootstrap NULL). */
+void bk_admin_conf_init(struct bk_admin_conf *conf);
+
+/* Connect to conf->bootstrap (strings are copied; conf may go away).
+ * Returns 0 and *out (free with bk_admin_close), -EINVAL for a missing or
+ * malformed address, the connect error (-ECONNREFUSED, -ETIMEDOUT,
+ * -EHOSTUNREACH, ...) or -ENOMEM; no handle is made on an error. */
+int bk_admin_new(const struct bk_admin_conf *conf, struct bk_admin **out);
+
+/* Close the connection and free.  NULL is a no-op.  Results stay valid. */
+void bk_admin_close(struct bk_admin *a);
+
+/* The text of the last failed call on a: the broker's message for
+ * BK_ERR(code), else a description of the local or transport error; ""
+ * after a call that succeeded.  Borrowed: valid until the next call on a. */
+const char *bk_admin_errmsg(const struct bk_admin *a);
+
+/* Free any result of the calls below.  NULL is a no-op. */
+void bk_admin_free(void *result);
+
+/* A topic-level configuration key and value (as in broker.conf: plain
+ * integers for sizes and ms).  Passed in: is_default is ignored. */
+struct bk_config {
+	const char *name;       /* e.g. "retention.ms" */
+	const char *value;
+	int is_default;         /* results: 1 if the broker default applies,
+	                           0 if the topic overrides it */
+};
+
+/* A list of configs: every topic-level key with its effective value. */
+struct bk_config_list {
+	size_t nconfigs;
+	struct bk_config *configs;
+};
+
+struct bk_partition_info {
+	int32_t partition;
+	int64_t log_start_offset;   /* first offset still stored */
+	int64_t high_watermark;     /* what consumers can read (below it) */
+	int64_t log_end_offset;     /* next offset to assign */
+	uint64_t size_bytes;
+	uint32_t segment_count;
+	int error;                  /* 0, or BK_ERR(STORAGE_ERROR) when the
+	                               partition is read-only */
+	const char *error_message;  /* "" when error is 0 */
+};
+
+struct bk_topic_info {
+	const char *name;
+	uint64_t topic_id;          /* differs when a topic is re-created */
+	int64_t created_ms;         /* wall clock, ms since the epoch */
+	int32_t partition_count;
+	size_t nconfigs;
+	struct bk_config *configs;  /* every topic-level key, effective value */
+	struct bk_partition_info *partitions; /* partition_count, in order */
+};
+
+/* Create `topic` with `partitions` partitions (0: the broker's
+ * default.partitions) and nconfigs overrides of its topic-level configs
+ * (configs may be NULL when nconfigs is 0).  Borrows everything.  Returns 0
+ * and, when out is not NULL, the new topic's description in *out;
+ * BK_ERR(TOPIC_ALREADY_EXISTS / INVALID_TOPIC_NAME / INVALID_PARTITIONS /
+ * INVALID_CONFIG); -EINVAL for a NULL topic, partitions < 0, or a config
+ * without a name or value. */
+int bk_admin_create_topic(struct bk_admin *a, const char *topic, int32_t partitions,
+			  const struct bk_config *configs, size_t nconfigs,
+			  struct bk_topic_info **out);
+
+/* Delete `topic`, its partitions and every offset committed for it.
+ * Returns 0 or BK_ERR(UNKNOWN_TOPIC). */
+int bk_admin_delete_topic(struct bk_admin *a, const char *topic);
+
+struct bk_topic_summary {
+	const char *name;
+	int32_t partition_count;
+	uint64_t size_bytes;        /* of every partition */
+};
+
+struct bk_topic_list {
+	size_t ntopics;
+	struct bk_topic_summary *topics;
+};
+
+/* Every topic.  Returns 0 and *out. */
+int bk_admin_list_topics(struct bk_admin *a, struct bk_topic_list **out);
+
+/* Describe `topic`: configs and, per partition, offsets, size and
+ * segments.  Returns 0 and *out, or BK_ERR(UNKNOWN_TOPIC). */
+int bk_admin_describe_topic(struct bk_admin *a, const char *topic,
+			    struct bk_topic_info **out);
+
+/* Alter `topic`'s configs at run time: set nset overrides and return the
+ * nreset keys named in `reset` to the broker default, all or nothing.
+ * Either array may be NULL when its count is 0; at least one is needed.
+ * Returns 0 and, when out is not NULL, every config after the change;
+ * BK_ERR(UNKNOWN_TOPIC / INVALID_CONFIG); -EINVAL for nothing to change or
+ * a NULL name or value. */
+int bk_admin_alter_topic_configs(struct bk_admin *a, const char *topic,
+				 const struct bk_config *set, size_t nset,
+				 const char *const *reset, size_t nreset,
+				 struct bk_config_list **out);
+
+/* One partition's offsets (caller storage: no allocation). */
+struct bk_listed_offset {
+	int64_t offset;             /* the answer to `when` */
+	int64_t log_start_offset;
+	int64_t high_watermark;
+};
+
+/* The offset of `partition` of `topic` at `when`: BK_OFFSET_EARLIEST (the
+ * log start offset), BK_OFFSET_LATEST (the high watermark), or a time in ms
+ * since the epoch >= 0 (the first offset whose record timestamp is >= it;
+ * the high watermark when there is none).  Returns 0 and *out;
+ * BK_ERR(UNKNOWN_TOPIC / UNKNOWN_PARTITION), BK_ERR(INVALID_REQUEST) for
+ * another negative `when`; -EINVAL for partition < 0. */
+int bk_admin_list_offset(struct bk_admin *a, const char *topic, int32_t partition,
+			 int64_t when, struct bk_listed_offset *out);
+
+/* One offset to commit. */
+struct bk_offset_commit {
+	const char *topic;
+	int32_t partition;
+	int64_t offset;             /* the next offset the group will consume */
+	const char *metadata;       /* free text up to 1 KiB; NULL: none */
+};
+
+/* Commit n offsets for `group` (1-255 bytes), all or nothing: every
+ * partition must exist.  Returns 0 once the commit is durable;
+ * BK_ERR(UNKNOWN_TOPIC / UNKNOWN_PARTITION / INVALID_GROUP /
+ * INVALID_REQUEST (negative offset, metadata too long)); -EINVAL for n == 0,
+ * a NULL group or topic, or partition < 0. */
+int bk_admin_commit_offsets(struct bk_admin *a, const char *group,
+			    const struct bk_offset_commit *offsets, size_t n);
+
+struct bk_topic_partition {
+	const char *topic;
+	int32_t partition;
+};
+
+struct bk_committed_offset {
+	const char *topic;
+	int32_t partition;
+	int64_t offset;             /* -1: nothing committed */
+	const char *metadata;
+	int64_t commit_time_ms;     /* wall clock; 0 when nothing committed */
+	int64_t high_watermark;     /* -1 when the partition no longer exists */
+	int64_t lag;                /* high_watermark - offset (>= 0), -1 when
+	                               either is unknown */
+};
+
+/* A group's committed offsets. */
+struct bk_group_offsets {
+	const char *group;
+	int64_t lag;                /* summed over the partitions with a lag */
+	size_t noffsets;
+	struct bk_committed_offset *offsets;
+};
+
+/* The offsets `group` committed for the n partitions in parts, in that
+ * order (offset -1 for one without a commit), or, with n == 0 (parts may
+ * be NULL), for every partition it committed.  Returns 0 and *out;
+ * BK_ERR(INVALID_GROUP); -EINVAL for a NULL group or topic or partition
+ * < 0.  An unknown group is not an error: it has no commits. */
+int bk_admin_fetch_offsets(struct bk_admin *a, const char *group,
+			   const struct bk_topic_partition *parts, size_t n,
+			   struct bk_group_offsets **out);
+
+/* Describe `group`: every committed offset with its partition's high
+ * watermark and the lag, and the total lag.  Returns 0 and *out
+ * (noffsets 0 for a group without commits, which the protocol does not
+ * tell from an unknown group), BK_ERR(INVALID_GROUP). */
+int bk_admin_describe_group(struct bk_admin *a, const char *group,
+			    struct bk_group_offsets **out);
+
+struct bk_group_summary {
+	const char *group;
+	uint32_t partitions;        /* with a committed offset */
+	int64_t lag;                /* summed over them */
+};
+
+struct bk_group_list {
+	size_t ngroups;
+	struct bk_group_summary *groups;
+};
+
+/* Every group with committed offsets.  Returns 0 and *out. */
+int bk_admin_list_groups(struct bk_admin *a, struct bk_group_list **out);
+
+/* Delete every offset `group` committed.  Returns 0 or
+ * BK_ERR(UNKNOWN_GROUP) when it has none, BK_ERR(INVALID_GROUP). */
+int bk_admin_delete_group(struct bk_admin *a, const char *group);
+
+struct bk_broker_status {
+	const char *broker_version;  /* e.g. "0.2.0" */
+	int64_t uptime_ms;
+	uint32_t topic_count;
+	uint32_t partition_count;    /* of every topic */
+	uint64_t data_bytes;         /* bytes of every partition log */
+	uint64_t disk_free_bytes;    /* of the data directory's file system */
+	uint64_t disk_total_bytes;
+	uint32_t connections;        /* open client connections, this one too */
+	const char *data_dir;
+};
+
+/* The broker's status.  Returns 0 and *out. */
+int bk_admin_broker_status(struct bk_admin *a, struct bk_broker_status **out);
+
+struct bk_api_version {
+	uint32_t key;                /* the op field number of Request */
+	const char *name;            /* e.g. "create_topic" */
+	uint32_t min_version, max_version;
+};
+
+struct bk_api_versions {
+	const char *broker_version;
+	uint64_t max_request_bytes;  /* largest request frame accepted */
+	uint64_t max_batch_bytes;    /* largest record batch accepted */
+	size_t napis;
+	struct bk_api_version *apis;
+};
+
+/* The operations and versions the broker speaks, and its limits.  Returns
+ * 0 and *out. */
+int bk_admin_api_versions(struct bk_admin *a, struct bk_api_versions **out);
+
 #ifdef __cplusplus
 }
 #endif
