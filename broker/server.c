@@ -113,7 +113,9 @@ static void conn_timer_start(struct conn *c, bool fresh)
 
 /* Grant the budget to waiters in arrival order while it lasts.  A waiter
  * holds at most CONN_INPUT_FREE bytes; once granted it may read its whole
- * frame, and the frame's deadline starts afresh (the wait was ours). */
+ * frame.  The frame's deadline keeps running from the frame's start: were
+ * it restarted at the grant, clients declaring huge frames could pass the
+ * budget on to one another forever and starve everyone behind them. */
 static void srv_grant_waiters(struct server *s)
 {
 	struct conn *c;
@@ -125,7 +127,7 @@ static void srv_grant_waiters(struct server *s)
 		s->pending += c->grant;
 		bufferevent_setwatermark(c->bev, EV_READ, c->grant, c->grant);
 		if (!c->paused)
-			conn_timer_start(c, true);
+			conn_timer_start(c, false);
 	}
 }
 

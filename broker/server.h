@@ -22,10 +22,10 @@
  *     hold at most max.pending.request.bytes + connections x CONN_INPUT_FREE,
  *     however many clients declare huge frames and send part of them.
  *  5. A frame that started arriving is complete within request.timeout.ms
- *     (counted afresh when its grant comes, and not while the connection is
- *     paused by invariant 2), else the connection is answered why and
- *     closed; a connection with no partial frame is governed by
- *     idle.timeout.ms alone.
+ *     (waiting for its grant included; not counted while the connection is
+ *     paused by invariant 2), else its bytes are freed and the connection
+ *     is answered why and closed; a connection with no partial frame is
+ *     governed by idle.timeout.ms alone.
  */
 #ifndef BROKER_SERVER_H
 #define BROKER_SERVER_H
