@@ -111,6 +111,20 @@ static void conn_timer_start(struct conn *c, bool fresh)
 	c->timing = true;
 }
 
+/* Invariant 5: the deadline runs while part of a frame waits in the input,
+ * unless the connection is closing or paused by invariant 2 (the broker's
+ * doing) without holding a grant (a paused grant holder still pins the
+ * shared budget, e.g. a client that stopped reading its answers).  `fresh`
+ * restarts it: a new frame began. */
+static void conn_timer_update(struct conn *c, bool fresh)
+{
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 && !c->closing &&
+	    (!c->paused || c->grant > 0))
+		conn_timer_start(c, fresh);
+	else
+		conn_timer_stop(c);
+}
+
 /* Grant the budget to waiters in arrival order while it lasts.  A waiter
  * holds at most CONN_INPUT_FREE bytes; once granted it may read its whole
  * frame.  The frame's deadline keeps running from the frame's start: were
@@ -126,8 +140,7 @@ static void srv_grant_waiters(struct server *s)
 		c->grant = c->want;
 		s->pending += c->grant;
 		bufferevent_setwatermark(c->bev, EV_READ, c->grant, c->grant);
-		if (!c->paused)
-			conn_timer_start(c, false);
+		conn_timer_update(c, false);
 	}
 }
 
@@ -206,6 +219,7 @@ static void conn_update_read(struct conn *c)
 	if (pause && !c->paused) {
 		bufferevent_disable(c->bev, EV_READ);
 		c->paused = true;
+		conn_timer_update(c, false);
 	} else if (!pause && c->paused) {
 		c->paused = false;
 		bufferevent_enable(c->bev, EV_READ);
@@ -478,12 +492,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			return;
 		conn_update_read(c);
 	}
-	if (c->dead)
-		return;
-	if (evbuffer_get_length(in) > 0 && !c->paused && !c->closing)
-		conn_timer_start(c, consumed);
-	else
-		conn_timer_stop(c);
+	if (!c->dead)
+		conn_timer_update(c, consumed);
 }
 
 static void conn_write(struct bufferevent *bev, void *arg)

@@ -23,7 +23,8 @@
  *     however many clients declare huge frames and send part of them.
  *  5. A frame that started arriving is complete within request.timeout.ms
  *     (waiting for its grant included; not counted while the connection is
- *     paused by invariant 2), else its bytes are freed and the connection
+ *     paused by invariant 2 and holds no grant), else its bytes are freed
+ *     and the connection
  *     is answered why and closed; a connection with no partial frame is
  *     governed by idle.timeout.ms alone.
  */
