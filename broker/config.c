@@ -168,6 +168,17 @@ static const struct config_desc descs[] = {
 	  BFIELD(idle_timeout_ms), .min = 0, .max = 7 * DAY, .def = "10m",
 	  .section = "limits",
 	  .help = "Close a client connection idle this long (0: never)." },
+	{ .name = "request.timeout.ms", .type = CT_DURATION,
+	  BFIELD(request_timeout_ms), .min = 0, .max = DAY, .def = "30s",
+	  .section = "limits",
+	  .help = "A request frame that has started must be complete within "
+		  "this, else the connection is closed (0: never)." },
+	{ .name = "max.pending.request.bytes", .type = CT_SIZE,
+	  BFIELD(max_pending_request_bytes), .min = 1 * MiB, .max = 64 * GiB,
+	  .def = "256MiB", .section = "limits",
+	  .help = "Memory for receiving request frames above 64 KiB, shared by "
+		  "all connections; a frame beyond it waits (never less than "
+		  "one max.request.bytes frame)." },
 	/* logging */
 	{ .name = "log.level", .type = CT_ENUM, BFIELD(log_level),
 	  .choices = log_levels, .def = "info", .section = "logging",

@@ -27,6 +27,8 @@ struct config {
 	bool admin_enabled;                 /* false when admin.listen = off */
 	int64_t max_connections;
 	int64_t idle_timeout_ms;            /* 0: never close idle clients */
+	int64_t request_timeout_ms;         /* 0: a started frame may take forever */
+	int64_t max_pending_request_bytes;  /* budget for frames being received */
 	/* storage */
 	char data_dir[CONFIG_PATH_MAX];
 	bool auto_create_topics;

@@ -207,11 +207,30 @@ Brokerd__ErrorCode req_errcode(int err)
 
 /* --- topics ------------------------------------------------------------------------- */
 
-/* The topic named `name`, or NULL after failing r with UNKNOWN_TOPIC. */
+/* Whether `name` is a valid topic name; if not, r failed with
+ * INVALID_TOPIC_NAME naming the problem.  Every entry point that takes a
+ * topic name checks it first, so a bad one never reaches a lookup, a file
+ * name or a log line, and the answer never echoes its bytes (a protobuf
+ * string must stay valid UTF-8).  A NUL inside is refused by the server. */
+static bool check_topic_name(struct req *r, const char *name)
+{
+	char err[256];
+
+	if (topic_name_check(name, strlen(name), err, sizeof(err)) == 0)
+		return true;
+	req_fail(r, BROKERD__ERROR_CODE__INVALID_TOPIC_NAME, "invalid topic name: %s", err);
+	return false;
+}
+
+/* The topic named `name`, or NULL after failing r with INVALID_TOPIC_NAME
+ * or UNKNOWN_TOPIC. */
 static struct topic *need_topic(struct req *r, const char *name)
 {
-	struct topic *t = topic_find(r->b->topics, name);
+	struct topic *t;
 
+	if (!check_topic_name(r, name))
+		return NULL;
+	t = topic_find(r->b->topics, name);
 	if (t == NULL)
 		req_fail(r, BROKERD__ERROR_CODE__UNKNOWN_TOPIC, "topic '%s' does not exist", name);
 	return t;
@@ -349,6 +368,8 @@ static void op_create_topic(struct req *r, Brokerd__CreateTopicRequest *q)
 	struct topic *t;
 	int rc;
 
+	if (!check_topic_name(r, q->topic))
+		return;
 	keys = ar_alloc(&ar, q->n_configs + 1, sizeof(*keys));
 	values = ar_alloc(&ar, q->n_configs + 1, sizeof(*values));
 	for (size_t i = 0; i < q->n_configs; i++) {
@@ -515,10 +536,13 @@ static void on_appended(struct log_append *a, int res)
 /* The topic to produce to, created on first use when auto.create.topics. */
 static struct topic *produce_topic(struct req *r, const char *name)
 {
-	struct topic *t = topic_find(r->b->topics, name);
+	struct topic *t;
 	char err[256] = "", what[320];
 	int rc;
 
+	if (!check_topic_name(r, name))
+		return NULL;
+	t = topic_find(r->b->topics, name);
 	if (t != NULL || !r->b->cfg.auto_create_topics)
 		return t != NULL ? t : need_topic(r, name);
 	rc = topic_create(r->b->topics, name, (int)r->b->cfg.default_partitions, NULL, NULL, 0,
@@ -820,15 +844,68 @@ static void op_list_offsets(struct req *r, Brokerd__ListOffsetsRequest *q)
 
 /* --- consumer offsets ---------------------------------------------------------------------- */
 
+/* Index of the first byte of s[0..n) that is not part of well-formed
+ * UTF-8 (no overlong forms, surrogates or code points above U+10FFFF), or
+ * n if there is none. */
+static size_t utf8_bad_at(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i], len, cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			len = 2, cp = c & 0x1f, min = 0x80;
+		else if (c >= 0xe0 && c <= 0xef)
+			len = 3, cp = c & 0x0f, min = 0x800;
+		else if (c >= 0xf0 && c <= 0xf4)
+			len = 4, cp = c & 0x07, min = 0x10000;
+		else
+			return i;
+		if (n - i < len)
+			return i;
+		for (unsigned k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return i;
+		i += len;
+	}
+	return n;
+}
+
+/* Group ids are stored (offsets log, snapshot) and shown (list_groups,
+ * logs): 1..OFS_GROUP_MAX bytes of UTF-8 without control characters.  A
+ * NUL inside is refused by the server.  The answer never echoes the id. */
 static bool check_group(struct req *r, const char *group)
 {
-	size_t n = strlen(group);
+	const unsigned char *g = (const unsigned char *)group;
+	size_t n = strlen(group), bad;
 
 	if (n == 0 || n > OFS_GROUP_MAX) {
 		req_fail(r, BROKERD__ERROR_CODE__INVALID_GROUP,
 			 "group id must be 1 to %d bytes, got %zu", OFS_GROUP_MAX, n);
 		return false;
 	}
+	bad = utf8_bad_at(g, n);
+	if (bad < n) {
+		req_fail(r, BROKERD__ERROR_CODE__INVALID_GROUP,
+			 "group id is not valid UTF-8 (byte 0x%02x at byte %zu)", g[bad], bad);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (g[i] < 0x20 || g[i] == 0x7f) {
+			req_fail(r, BROKERD__ERROR_CODE__INVALID_GROUP,
+				 "group id contains a control character (byte 0x%02x) at byte %zu",
+				 g[i], i);
+			return false;
+		}
 	return true;
 }
 
@@ -956,7 +1033,13 @@ static void op_fetch_offsets(struct req *r, Brokerd__FetchOffsetsRequest *q)
 		for (size_t i = 0; i < q->n_partitions; i++) {
 			struct ofs_value v;
 			const Brokerd__TopicPartition *tp = q->partitions[i];
-			int rc = ofs_get(r->b->offsets, q->group, tp->topic, tp->partition, &v);
+			int rc;
+
+			if (!check_topic_name(r, tp->topic)) {
+				ar_free(&ar);
+				return;
+			}
+			rc = ofs_get(r->b->offsets, q->group, tp->topic, tp->partition, &v);
 			collect_committed(tp->topic, tp->partition, rc == 0 ? &v : NULL, &f);
 		}
 	}

@@ -1,20 +1,26 @@
 /* server — listener, connections, framing, ordering and backpressure (see
  * server.h).  Each connection is a libevent bufferevent on the reactor; a
  * frame is a 4-byte big-endian length then a protobuf Request.  The length
- * is checked against max.request.bytes before anything is allocated. */
+ * is checked against max.request.bytes before anything is allocated, a
+ * frame above CONN_INPUT_FREE is received only under a grant from the
+ * shared max.pending.request.bytes budget, and a started frame must be
+ * complete within request.timeout.ms. */
 #include "broker/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "broker/broker.h"
 #include "broker/logging.h"
@@ -26,6 +32,10 @@
 /* After EMFILE/ENFILE on accept, stop accepting for this long instead of
  * spinning on a listener that stays readable. */
 #define ACCEPT_BACKOFF_MS 100
+/* Connections refused per EMFILE through the reserve descriptor. */
+#define ACCEPT_REFUSE_MAX 256
+/* Deepest message nesting the string check follows (ours is 3). */
+#define WIRE_DEPTH_MAX 8
 
 struct conn {
 	struct server *srv;
@@ -36,8 +46,14 @@ struct conn {
 	bool paused;               /* reading off for backpressure */
 	bool closing;              /* close once the output is written */
 	bool dead;                 /* unlinked; freed by the reaper */
+	bool waiting;              /* on srv->waiters for a grant */
+	size_t grant;              /* budget held for the frame at the head */
+	size_t want;               /* the frame a waiter waits to receive */
+	struct event *frame_timer; /* request.timeout.ms of a started frame */
+	bool timing;               /* frame_timer armed */
 	char peer[64];
 	LIST_ENTRY(conn) link;
+	TAILQ_ENTRY(conn) wait_link;
 };
 
 struct server {
@@ -47,7 +63,11 @@ struct server {
 	struct event *reaper;      /* frees dead connections after the turn */
 	LIST_HEAD(, conn) conns;
 	LIST_HEAD(, conn) dead;
+	TAILQ_HEAD(, conn) waiters; /* want a grant, first come first served */
+	size_t pending;             /* budget granted, bytes */
+	size_t pending_max;         /* max.pending.request.bytes, >= one frame */
 	unsigned nconns;
+	int reserve_fd;             /* spare descriptor, spent to refuse on EMFILE */
 	bool shutting_down;
 	void (*done)(void *arg);
 	void *done_arg;
@@ -68,6 +88,78 @@ static void srv_check_done(struct server *s)
 	}
 }
 
+/* --- the receive budget and the frame deadline (invariants 4, 5) ---------- */
+
+static void conn_timer_stop(struct conn *c)
+{
+	if (c->timing) {
+		evtimer_del(c->frame_timer);
+		c->timing = false;
+	}
+}
+
+/* Arm the deadline of the frame being received, unless it runs already;
+ * `fresh` restarts a running one. */
+static void conn_timer_start(struct conn *c, bool fresh)
+{
+	int64_t ms = c->srv->b->cfg.request_timeout_ms;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (ms <= 0 || c->frame_timer == NULL || (c->timing && !fresh))
+		return;
+	evtimer_add(c->frame_timer, &tv);
+	c->timing = true;
+}
+
+/* Invariant 5: the deadline runs while part of a frame waits in the input,
+ * unless the connection is closing or paused by invariant 2 (the broker's
+ * doing) without holding a grant (a paused grant holder still pins the
+ * shared budget, e.g. a client that stopped reading its answers).  `fresh`
+ * restarts it: a new frame began. */
+static void conn_timer_update(struct conn *c, bool fresh)
+{
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 && !c->closing &&
+	    (!c->paused || c->grant > 0))
+		conn_timer_start(c, fresh);
+	else
+		conn_timer_stop(c);
+}
+
+/* Grant the budget to waiters in arrival order while it lasts.  A waiter
+ * holds at most CONN_INPUT_FREE bytes; once granted it may read its whole
+ * frame.  The frame's deadline keeps running from the frame's start: were
+ * it restarted at the grant, clients declaring huge frames could pass the
+ * budget on to one another forever and starve everyone behind them. */
+static void srv_grant_waiters(struct server *s)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&s->waiters)) != NULL && s->pending + c->want <= s->pending_max) {
+		TAILQ_REMOVE(&s->waiters, c, wait_link);
+		c->waiting = false;
+		c->grant = c->want;
+		s->pending += c->grant;
+		bufferevent_setwatermark(c->bev, EV_READ, c->grant, c->grant);
+		conn_timer_update(c, false);
+	}
+}
+
+/* Give back c's grant or its place in the queue. */
+static void conn_release(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->waiting) {
+		TAILQ_REMOVE(&s->waiters, c, wait_link);
+		c->waiting = false;
+	}
+	if (c->grant > 0) {
+		s->pending -= c->grant;
+		c->grant = 0;
+		srv_grant_waiters(s);
+	}
+}
+
 /* Unlink c now (no more callbacks reach it) and free it after the turn.
  * Requests in flight are orphaned and free themselves on completion. */
 static void conn_close(struct conn *c)
@@ -85,6 +177,8 @@ static void conn_close(struct conn *c)
 		r->conn = NULL;
 		req_abandon(r);
 	}
+	conn_timer_stop(c);
+	conn_release(c);
 	LIST_REMOVE(c, link);
 	LIST_INSERT_HEAD(&s->dead, c, link);
 	s->nconns--;
@@ -104,6 +198,8 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 	while ((c = LIST_FIRST(&s->dead)) != NULL) {
 		LIST_REMOVE(c, link);
 		bufferevent_free(c->bev);
+		if (c->frame_timer != NULL)
+			event_free(c->frame_timer);
 		free(c);
 	}
 }
@@ -123,6 +219,7 @@ static void conn_update_read(struct conn *c)
 	if (pause && !c->paused) {
 		bufferevent_disable(c->bev, EV_READ);
 		c->paused = true;
+		conn_timer_update(c, false);
 	} else if (!pause && c->paused) {
 		c->paused = false;
 		bufferevent_enable(c->bev, EV_READ);
@@ -192,16 +289,134 @@ static void conn_reject(struct conn *c, Brokerd__ErrorCode code,
 	req_fail(r, code, "%s", msg);
 }
 
+/* Read one varint at p[*i] (at most 10 bytes).  Returns false if it does
+ * not end inside len. */
+static bool wire_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
+{
+	*v = 0;
+	for (unsigned sh = 0; sh < 70 && *i < len; sh += 7) {
+		uint8_t byte = p[(*i)++];
+		if (sh < 64)
+			*v |= (uint64_t)(byte & 0x7f) << sh;
+		if (!(byte & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/* The first string field of message d (encoded in p[0..len)) holding a NUL
+ * byte, searching nested messages too, or NULL.  protobuf-c decodes a
+ * string to a C string, so "a\0../x" would silently become the topic
+ * "a": such a field is refused instead.  *owner gets the field's message,
+ * *at the NUL's index.  The frame decoded already, so a malformation here
+ * cannot happen; it just ends the scan. */
+static const ProtobufCFieldDescriptor *wire_nul_string(const ProtobufCMessageDescriptor *d,
+						       const uint8_t *p, size_t len, int depth,
+						       const ProtobufCMessageDescriptor **owner,
+						       size_t *at)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		const ProtobufCFieldDescriptor *f, *bad;
+		const uint8_t *z;
+		uint64_t tag, n;
+
+		if (!wire_varint(p, len, &i, &tag))
+			return NULL;
+		switch (tag & 7) {
+		case 0:
+			if (!wire_varint(p, len, &i, &n))
+				return NULL;
+			break;
+		case 1:
+		case 5:
+			n = (tag & 7) == 1 ? 8 : 4;
+			if (len - i < n)
+				return NULL;
+			i += n;
+			break;
+		case 2:
+			if (!wire_varint(p, len, &i, &n) || n > len - i)
+				return NULL;
+			f = tag >> 3 <= UINT32_MAX
+				    ? protobuf_c_message_descriptor_get_field(d, (unsigned)(tag >> 3))
+				    : NULL;
+			if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING &&
+			    (z = memchr(p + i, '\0', n)) != NULL) {
+				*owner = d;
+				*at = (size_t)(z - (p + i));
+				return f;
+			}
+			if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE && depth < WIRE_DEPTH_MAX &&
+			    (bad = wire_nul_string(f->descriptor, p + i, n, depth + 1, owner, at)) != NULL)
+				return bad;
+			i += n;
+			break;
+		default:
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* Fail r because its string field f of message owner holds a NUL byte at
+ * index at: topic and group names with their own codes. */
+static void req_refuse_nul(struct req *r, const ProtobufCFieldDescriptor *f,
+			   const ProtobufCMessageDescriptor *owner, size_t at)
+{
+	r->op = (int)r->msg->op_case; /* acks=none stays unanswered */
+	if (strcmp(f->name, "topic") == 0)
+		req_fail(r, BROKERD__ERROR_CODE__INVALID_TOPIC_NAME,
+			 "topic name contains a NUL byte at byte %zu (%s.topic)", at,
+			 owner->short_name);
+	else if (strcmp(f->name, "group") == 0)
+		req_fail(r, BROKERD__ERROR_CODE__INVALID_GROUP,
+			 "group id contains a NUL byte at byte %zu (%s.group)", at, owner->short_name);
+	else
+		req_fail(r, BROKERD__ERROR_CODE__INVALID_REQUEST,
+			 "string field %s.%s contains a NUL byte at byte %zu", owner->short_name,
+			 f->name, at);
+}
+
+/* A frame that started arriving did not complete within request.timeout.ms
+ * (a slow-loris client, or a stalled one): free what it sent, give back its
+ * grant, answer why and close. */
+static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t have = evbuffer_get_length(in);
+	char msg[200];
+
+	(void)fd;
+	(void)what;
+	c->timing = false;
+	snprintf(msg, sizeof(msg),
+		 "request frame incomplete after %lld ms (request.timeout.ms); %zu bytes of it received",
+		 (long long)c->srv->b->cfg.request_timeout_ms, have);
+	evbuffer_drain(in, have);
+	conn_release(c);
+	conn_reject(c, BROKERD__ERROR_CODE__INVALID_REQUEST, msg);
+}
+
+/* Decode every complete frame in the input; then bound what the input may
+ * hold until the next callback (invariant 4) and keep the deadline of a
+ * frame left incomplete (invariant 5). */
 static void conn_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+	struct server *s = c->srv;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	struct broker *b = c->srv->b;
+	struct broker *b = s->b;
+	bool consumed = false;
 
 	while (!c->paused && !c->closing && !c->dead) {
 		uint8_t pfx[4];
 		uint32_t len;
-		size_t have = evbuffer_get_length(in);
+		size_t have = evbuffer_get_length(in), need, at = 0;
+		const ProtobufCMessageDescriptor *owner = NULL;
+		const ProtobufCFieldDescriptor *nul;
 		struct req *r;
 		uint8_t *frame;
 
@@ -217,21 +432,45 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			conn_reject(c, BROKERD__ERROR_CODE__FRAME_TOO_LARGE, msg);
 			break;
 		}
-		if (have - 4 < len) {
+		need = 4 + (size_t)len;
+		if (need > CONN_INPUT_FREE && c->grant == 0) {
+			if (!c->waiting) {
+				c->want = need;
+				c->waiting = true;
+				TAILQ_INSERT_TAIL(&s->waiters, c, wait_link);
+				srv_grant_waiters(s);
+			}
+			if (c->waiting) {
+				/* Hold no more than CONN_INPUT_FREE until granted. */
+				bufferevent_setwatermark(bev, EV_READ, 0, CONN_INPUT_FREE);
+				break;
+			}
+		}
+		if (have < need) {
 			/* Let the buffer fill up to exactly this frame. */
-			bufferevent_setwatermark(bev, EV_READ, 4 + (size_t)len, 0);
+			bufferevent_setwatermark(bev, EV_READ, need,
+						 c->grant > 0 ? need : CONN_INPUT_FREE);
 			break;
 		}
-		bufferevent_setwatermark(bev, EV_READ, 0, 0);
-		r = req_new(b, c, 4 + (size_t)len);
+		bufferevent_setwatermark(bev, EV_READ, 0, CONN_INPUT_FREE);
+		consumed = true;
+		r = req_new(b, c, need);
 		if (r == NULL) {
 			conn_close(c);
 			return;
 		}
-		frame = evbuffer_pullup(in, 4 + (ssize_t)len);
+		frame = evbuffer_pullup(in, (ev_ssize_t)need);
 		r->msg = frame == NULL ? NULL
 				       : brokerd__request__unpack(NULL, len, frame + 4);
-		evbuffer_drain(in, 4 + (size_t)len);
+		nul = r->msg == NULL ? NULL
+				     : wire_nul_string(&brokerd__request__descriptor, frame + 4, len,
+						       0, &owner, &at);
+		evbuffer_drain(in, need);
+		if (c->grant > 0) {
+			s->pending -= c->grant;
+			c->grant = 0;
+			srv_grant_waiters(s);
+		}
 		TAILQ_INSERT_TAIL(&c->reqs, r, link);
 		c->nreqs++;
 		c->inflight_bytes += r->bytes_in;
@@ -245,11 +484,16 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			break;
 		}
 		r->corr = r->msg->correlation_id;
-		req_handle(r);
+		if (nul != NULL)
+			req_refuse_nul(r, nul, owner, at);
+		else
+			req_handle(r);
 		if (c->dead)
 			return;
 		conn_update_read(c);
 	}
+	if (!c->dead)
+		conn_timer_update(c, consumed);
 }
 
 static void conn_write(struct bufferevent *bev, void *arg)
@@ -305,12 +549,11 @@ static void peer_name(const struct sockaddr *sa, char *buf, size_t len)
 	}
 }
 
-/* Tell a client over the limit why, best effort, and close. */
-static void refuse(struct server *s, evutil_socket_t fd)
+/* Tell a client over the limit why (msg), best effort, and close. */
+static void refuse(struct server *s, evutil_socket_t fd, const char *msg)
 {
-	static const char msg[] = "too many connections (max.connections reached)";
 	Brokerd__Response resp = BROKERD__RESPONSE__INIT;
-	uint8_t buf[128];
+	uint8_t buf[160];
 	size_t n;
 
 	resp.error = BROKERD__ERROR_CODE__TOO_MANY_CONNECTIONS;
@@ -338,7 +581,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	if (s->nconns >= (unsigned)b->cfg.max_connections) {
 		log_msg(LOGL_WARN, "refusing a connection: max.connections (%lld) reached",
 			(long long)b->cfg.max_connections);
-		refuse(s, fd);
+		refuse(s, fd, "too many connections (max.connections reached)");
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -346,9 +589,13 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 		evutil_closesocket(fd);
 		return;
 	}
-	c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->frame_timer = evtimer_new(b->base, on_frame_timeout, c);
+	c->bev = c->frame_timer == NULL ? NULL
+					: bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		evutil_closesocket(fd);
+		if (c->frame_timer != NULL)
+			event_free(c->frame_timer);
 		free(c);
 		return;
 	}
@@ -360,6 +607,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	bufferevent_set_max_single_write(c->bev, CONN_IO_CHUNK);
 	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_OUT_HIGH / 2, 0);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_FREE);
 	if (b->cfg.idle_timeout_ms > 0) {
 		struct timeval tv = { (time_t)(b->cfg.idle_timeout_ms / 1000),
 				      (suseconds_t)(b->cfg.idle_timeout_ms % 1000) * 1000 };
@@ -388,9 +636,26 @@ static void on_accept_error(struct evconnlistener *lis, void *arg)
 	struct server *s = arg;
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval tv = { 0, ACCEPT_BACKOFF_MS * 1000 };
+	int refused = 0;
 
-	log_msg_errno(LOGL_WARN, err, "accept failed; pausing accepts for %d ms", ACCEPT_BACKOFF_MS);
-	s->b->met.conns_rejected++;
+	/* Out of descriptors: spend the reserve one to accept each waiting
+	 * client and tell it why, instead of leaving it hanging in the
+	 * backlog; then take the reserve back. */
+	if ((err == EMFILE || err == ENFILE) && s->reserve_fd >= 0) {
+		close(s->reserve_fd);
+		for (; refused < ACCEPT_REFUSE_MAX; refused++) {
+			int fd = accept4(evconnlistener_get_fd(lis), NULL, NULL,
+					 SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd < 0)
+				break;
+			refuse(s, fd, "too many open files in the broker (RLIMIT_NOFILE); try later");
+		}
+		s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	log_msg_errno(LOGL_WARN, err, "accept failed; refused %d connection(s), pausing accepts for %d ms",
+		      refused, ACCEPT_BACKOFF_MS);
+	if (refused == 0)
+		s->b->met.conns_rejected++;
 	evconnlistener_disable(lis);
 	evtimer_add(s->backoff, &tv);
 }
@@ -405,8 +670,14 @@ int srv_new(struct broker *b, struct server **out)
 	if (s == NULL)
 		return -ENOMEM;
 	s->b = b;
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	LIST_INIT(&s->conns);
 	LIST_INIT(&s->dead);
+	TAILQ_INIT(&s->waiters);
+	/* A frame of max.request.bytes must always fit, or it never arrives. */
+	s->pending_max = (size_t)b->cfg.max_pending_request_bytes;
+	if (s->pending_max < 4 + (size_t)b->cfg.max_request_bytes)
+		s->pending_max = 4 + (size_t)b->cfg.max_request_bytes;
 	s->backoff = evtimer_new(b->base, on_backoff, s);
 	s->reaper = event_new(b->base, -1, 0, on_reap, s);
 	if (s->backoff == NULL || s->reaper == NULL) {
@@ -495,5 +766,7 @@ void srv_free(struct server *s)
 		event_free(s->backoff);
 	if (s->reaper != NULL)
 		event_free(s->reaper);
+	if (s->reserve_fd >= 0)
+		close(s->reserve_fd);
 	free(s);
 }

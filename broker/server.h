@@ -14,6 +14,19 @@
  *  3. A connection closed while requests are in flight is unlinked at once;
  *     its requests finish on their own (an append cannot be recalled) and
  *     free themselves.
+ *  4. A connection's input holds at most CONN_INPUT_FREE bytes, except the
+ *     one frame it holds a grant for: a frame above CONN_INPUT_FREE is read
+ *     only once max.pending.request.bytes has room for all of it (granted
+ *     first come, first served; given back when the frame is decoded or the
+ *     connection closes).  So incomplete frames of all connections together
+ *     hold at most max.pending.request.bytes + connections x CONN_INPUT_FREE,
+ *     however many clients declare huge frames and send part of them.
+ *  5. A frame that started arriving is complete within request.timeout.ms
+ *     (waiting for its grant included; not counted while the connection is
+ *     paused by invariant 2 and holds no grant), else its bytes are freed
+ *     and the connection
+ *     is answered why and closed; a connection with no partial frame is
+ *     governed by idle.timeout.ms alone.
  */
 #ifndef BROKER_SERVER_H
 #define BROKER_SERVER_H
@@ -23,6 +36,7 @@
 #define CONN_MAX_INFLIGHT   1024
 #define CONN_INFLIGHT_BYTES (8u << 20)
 #define CONN_OUT_HIGH       (8u << 20)
+#define CONN_INPUT_FREE     (64u << 10)
 
 struct broker;
 struct server;

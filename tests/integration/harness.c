@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -91,6 +92,14 @@ static int start(struct tb *b, int tolerate_exit)
 	b->pid = fork();
 	ck_assert_int_ge(b->pid, 0);
 	if (b->pid == 0) {
+		if (b->nofile > 0) {
+			struct rlimit rl = { (rlim_t)b->nofile, (rlim_t)b->nofile };
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+				dprintf(fd, "setrlimit(RLIMIT_NOFILE, %ld): %s\n", b->nofile,
+					strerror(errno));
+				_exit(126);
+			}
+		}
 		dup2(fd, 2);
 		dup2(fd, 1);
 		execv(bin, argv);
@@ -186,6 +195,58 @@ void tb_cleanup(struct tb *b)
 	free(b->dir);
 	free(b->log);
 	b->dir = b->log = NULL;
+}
+
+long tb_status_kib(const struct tb *b, const char *name)
+{
+	char path[64], line[256];
+	size_t n = strlen(name);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)b->pid);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, name, n) == 0 && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	fclose(f);
+	ck_assert_msg(v >= 0, "no %s in %s", name, path);
+	return v;
+}
+
+void tb_reset_peak(const struct tb *b)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)b->pid);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	ck_assert_msg(fd >= 0, "cannot open %s: %s", path, strerror(errno));
+	ck_assert_int_eq(write(fd, "5", 1), 1);
+	close(fd);
+}
+
+int64_t tb_cpu_ms(const struct tb *b)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)b->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_msg(fd >= 0, "cannot open %s", path);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	/* after "(comm) ": state is field 3; utime and stime are 14 and 15 */
+	p = strrchr(buf, ')');
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+				&ut, &st), 2);
+	return (int64_t)((ut + st) * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK));
 }
 
 void tb_twin(const struct tb *b, struct tb *twin)

@@ -19,6 +19,7 @@ struct tb {
 	char *log;      /* brokerd's stderr */
 	char extra[8][128]; /* extra "-o key=value" settings, kept for restarts */
 	int nextra;
+	long nofile;    /* > 0: start brokerd with RLIMIT_NOFILE soft = hard = this */
 };
 
 /* Add "-o kv" to every start of b (call before tb_start). */
@@ -49,6 +50,13 @@ int tb_wait_exit(struct tb *b);
  * tests).  Release with tb_twin_free, which leaves the directory alone. */
 void tb_twin(const struct tb *b, struct tb *twin);
 void tb_twin_free(struct tb *twin);
+/* Field `name` ("VmRSS", "VmHWM", ...) of brokerd's /proc/<pid>/status
+ * in KiB; fails the test if it cannot be read. */
+long tb_status_kib(const struct tb *b, const char *name);
+/* Reset brokerd's peak RSS (VmHWM) to its current RSS. */
+void tb_reset_peak(const struct tb *b);
+/* CPU time (user + system) brokerd has used, in ms, from /proc/<pid>/stat. */
+int64_t tb_cpu_ms(const struct tb *b);
 /* Monotonic clock and wall clock in ms. */
 int64_t tb_now_ms(void);
 int64_t tb_wall_ms(void);
