@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/failpoint.h"
 #include "broker/hist.h"
 #include "broker/logging.h"
 #include "broker/segment.h"
@@ -667,6 +668,8 @@ static void on_seal_done(struct log_chain *ch)
 	struct segment *s = ch->seg;
 
 	l->seal_inflight = false;
+	if (ch->err == 0)
+		fp_hit("log.roll.sealed", NULL); /* seal durable, memory not updated */
 	if (ch->err != 0) {
 		log_fail(l, ch->err, ch->failed_what ? ch->failed_what : "segment seal");
 		chain_free(ch);
@@ -717,6 +720,7 @@ static void maybe_seal(struct log *l)
 		}
 		s->zero_tail = false;
 	}
+	fp_hit("log.roll.seal", NULL); /* old segment written whole, seal not begun */
 	struct log_chain *ch = chain_new(l, s);
 	if (ch == NULL) {
 		log_fail(l, -ENOMEM, "segment seal");
@@ -1020,6 +1024,7 @@ static int roll(struct log *l)
 		return rc;
 	}
 	s->fd = rc;
+	fp_hit("log.roll.create", NULL); /* new .log exists, empty; old not sealed */
 	s->hdr_pending = true;
 	s->created_mono = mono_ms(l);
 	s->index_ready = true;
@@ -2300,6 +2305,7 @@ int log_destroy(struct log *l)
 			continue;
 		if (unlinkat(dirfd, de->d_name, 0) < 0 && rc == 0)
 			rc = -errno;
+		fp_hit("log.destroy.unlink", NULL); /* a directory half emptied */
 	}
 	closedir(d);
 	if (rc == 0 && rmdir(dir) < 0)
