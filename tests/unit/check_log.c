@@ -1132,6 +1132,70 @@ START_TEST(test_corruption_named)
 }
 END_TEST
 
+/* Bit rot found by no scan: after a clean shutdown nothing is scanned, and
+ * a sealed segment is never scanned at all.  A read checks the CRCs of
+ * what it is about to serve (once per range), so a flipped bit in a
+ * sealed segment, in the last batch of a sealed segment, or in a batch of
+ * the active segment followed by valid ones is refused with -EUCLEAN and
+ * named, never served, never truncated, and remembered across restarts;
+ * everything around it is served. */
+START_TEST(test_read_verifies_crc)
+{
+	const int i = _i;
+	struct lt t;
+	char path[LT_PATH_MAX], want[64];
+	int64_t end, size, bad_base, bad_next;
+	int k = 0;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 60, 10, TS0);
+	end = log_end_offset(t.log);
+	lt_close(&t);
+	tab_build(&t);
+	ck_assert_int_ge(tab.nsegs, 3);
+	if (i == 0) { /* a middle batch of the first (sealed) segment */
+		k = 3;
+	} else if (i == 1) { /* the last batch of the first segment */
+		while (tab.seg[k + 1] == 0)
+			k++;
+	} else { /* a batch of the active segment with two valid ones after it */
+		k = tab.n - 3;
+		ck_assert_int_eq(tab.seg[k], tab.nsegs - 1);
+	}
+	bad_base = tab.base[k];
+	bad_next = k + 1 < tab.n ? tab.base[k + 1] : end;
+	lt_seg_path(&t, path, tab.seg_base[tab.seg[k]], ".log");
+	size = lt_file_size(path);
+	lt_flip(path, tab.pos[k] + tab.size[k] - 2, 0x20); /* inside the last record */
+	lt_open(&t);
+	ck_assert_str_eq(log_corruption(t.log), "");
+	/* Unbounded reads from the start stop right before the bad batch. */
+	expect_readable(&t, 0, bad_base);
+	for (int64_t off = bad_base; off < bad_next; off++) {
+		expect_read_err(&t, off, -EUCLEAN);
+		ck_assert_msg(strstr(log_corruption(t.log), path) != NULL, "\"%s\" lacks %s",
+			      log_corruption(t.log), path);
+		snprintf(want, sizeof(want), "position %" PRIu64, tab.pos[k]);
+		ck_assert_msg(strstr(log_corruption(t.log), want) != NULL, "\"%s\" lacks \"%s\"",
+			      log_corruption(t.log), want);
+	}
+	expect_readable(&t, bad_next, end);
+	ck_assert_int_eq(lt_file_size(path), size);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	ck_assert_int_eq(lt_append_sync(&t, 2, TS0)->a.base_offset, end);
+	lt_close(&t);
+	/* Remembered by the clean restart, which scans nothing. */
+	lt_open(&t);
+	expect_read_err(&t, bad_base, -EUCLEAN);
+	expect_readable(&t, 0, bad_base);
+	expect_readable(&t, bad_next, end + 2);
+	ck_assert_int_eq(lt_file_size(path), size + (i == 2 ? (int64_t)t.apps[t.napps - 1]->a.len : 0));
+	lt_fini(&t);
+}
+END_TEST
+
 /* A corrupt batch found by a recovery scan is still refused after a later
  * clean shutdown and restart (which does not scan again). */
 START_TEST(test_corruption_remembered_after_clean_restart)
@@ -2207,6 +2271,7 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_recover_corrupt_middle);
 	tcase_add_test(tc, test_corruption_named);
 	tcase_add_test(tc, test_corruption_remembered_after_clean_restart);
+	tcase_add_loop_test(tc, test_read_verifies_crc, 0, 3);
 	tcase_add_test(tc, test_clean_open_skips_scan);
 	tcase_add_test(tc, test_unclean_open_scans);
 	suite_add_tcase(s, tc);
