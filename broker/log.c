@@ -693,6 +693,8 @@ static void on_seal_done(struct log_chain *ch)
 	struct segment *s = ch->seg;
 
 	l->seal_inflight = false;
+	if (ch->err == 0)
+		fp_hit("log.roll.sealed", NULL); /* seal durable, memory not updated */
 	if (ch->err != 0) {
 		log_fail(l, ch->err, ch->failed_what ? ch->failed_what : "segment seal");
 		chain_free(ch);
@@ -743,6 +745,7 @@ static void maybe_seal(struct log *l)
 		}
 		s->zero_tail = false;
 	}
+	fp_hit("log.roll.seal", NULL); /* old segment written whole, seal not begun */
 	struct log_chain *ch = chain_new(l, s);
 	if (ch == NULL) {
 		log_fail(l, -ENOMEM, "segment seal");
@@ -1051,6 +1054,7 @@ static int roll(struct log *l)
 		return rc;
 	}
 	s->fd = rc;
+	fp_hit("log.roll.create", NULL); /* new .log exists, empty; old not sealed */
 	s->hdr_pending = true;
 	s->created_mono = mono_ms(l);
 	s->index_ready = true;
@@ -1117,6 +1121,10 @@ int log_append(struct log *l, struct log_append *a)
 	l->end = a->end_offset;
 	s->size += a->len;
 	s->next_offset = l->end;
+	if (s->ok_end == a->pos) { /* validated above: no read checks it again */
+		s->ok_end = s->size;
+		s->ok_end_off = l->end;
+	}
 	TAILQ_INSERT_TAIL(&l->pending, a, link);
 	uring_defer(l->ctx->u, &l->flush_defer);
 	return 0;
@@ -1282,6 +1290,33 @@ static void note_corruption(struct log *l, const struct segment *s, uint64_t pos
 			 "corrupt record batch in %s/%s near position %" PRIu64, l->dir, name, pos);
 }
 
+/* Check the CRCs of the slice [pos, *end) where no earlier check covers it:
+ * after a clean restart nothing was scanned, and bit rot in a sealed
+ * segment is found by no scan at all.  A bad batch inside the slice cuts
+ * it short; a bad batch at its start answers -EUCLEAN.  Either way the
+ * range is recorded (and saved) so it is never served.  Returns 0 or
+ * -errno. */
+static int verify_slice(struct log *l, struct segment *s, uint64_t limit, uint64_t pos,
+			int64_t base, uint64_t *end, int64_t *next)
+{
+	int64_t off_limit = s == l->hw.seg ? l->hw.off : s->next_offset;
+	uint64_t bad_pos = 0;
+	int rc = seg_verify(s, pos, *end, base, limit, off_limit, l->ctx->opts.max_batch_bytes,
+			    &bad_pos);
+
+	if (rc <= 0)
+		return rc;
+	bad_save(l);
+	note_corruption(l, s, bad_pos);
+	log_msg(LOGL_ERROR, "%s (found by a read; never served)", l->corruption);
+	l->hint.seg = NULL;
+	if (bad_pos == pos)
+		return -EUCLEAN;
+	*end = bad_pos;
+	*next = seg_bad_at(s, bad_pos)->off;
+	return 0;
+}
+
 /* Locate and bound the slice in s.  Returns 0 or -errno. */
 static int slice_in(struct log *l, struct segment *s, int64_t offset, uint64_t max_bytes,
 		    uint64_t limit, uint64_t *pos, uint64_t *end, int64_t *base, int64_t *next)
@@ -1339,6 +1374,8 @@ int log_read(struct log *l, int64_t offset, uint64_t max_bytes, struct log_slice
 		if (rc == 0)
 			rc = slice_in(l, s, offset, max_bytes, limit, &pos, &end, &base, &next);
 	}
+	if (rc == 0)
+		rc = verify_slice(l, s, limit, pos, base, &end, &next);
 	if (rc < 0) {
 		if (rc == -EUCLEAN)
 			note_corruption(l, s, pos);
@@ -2246,6 +2283,10 @@ int log_open(struct log_ctx *ctx, const char *dir, const struct log_config *cfg,
 	struct segment *s = active(l);
 	s->index_ready = true;
 	s->created_mono = mono_ms(l);
+	if (s->ok_end != s->size) { /* appends extend the known-good range */
+		s->ok_pos = s->ok_end = s->size;
+		s->ok_end_off = s->next_offset;
+	}
 	l->end = s->next_offset;
 	l->file_end = s->size;
 	l->written = l->durable = l->hw = (struct cursor){ s, s->size, l->end };
@@ -2373,6 +2414,7 @@ int log_destroy(struct log *l)
 			continue;
 		if (unlinkat(dirfd, de->d_name, 0) < 0 && rc == 0)
 			rc = -errno;
+		fp_hit("log.destroy.unlink", NULL); /* a directory half emptied */
 	}
 	closedir(d);
 	if (rc == 0 && rmdir(dir) < 0)

@@ -63,6 +63,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/failpoint.h"
 #include "broker/logging.h"
 #include "broker/uring.h"
 #include "proto/batch.h"
@@ -630,6 +631,7 @@ static void on_append(struct log_append *a, int res)
 	if (res == 0) {
 		const char *why = NULL;
 		int64_t next = 0;
+		fp_hit("ofs.commit.durable", NULL); /* durable, not applied or answered */
 		int rc = apply_batch(o, op->buf, op->buflen, INT64_MIN, &next, &why);
 		assert(rc == 0); /* we built it */
 		(void)rc;
@@ -653,6 +655,7 @@ static int submit(struct offsets *o, struct ofs_op *op, uint8_t *buf, size_t len
 	op->buflen = len;
 	op->app = (struct log_append){ .buf = buf, .len = len, .acks = LOG_ACKS_ALL,
 				       .cb = on_append, .arg = op };
+	fp_hit("ofs.commit.append", NULL); /* nothing written yet */
 	rc = log_append(o->log, &op->app);
 	if (rc < 0) {
 		free(buf);
@@ -1175,8 +1178,10 @@ static int snap_write_sync(struct offsets *o)
 		rc = -errno;
 	if (fd >= 0)
 		close(fd);
+	fp_hit("ofs.snapshot.sync.rename", NULL); /* shutdown: tmp durable */
 	if (rc == 0 && renameat(o->dirfd, OFS_SNAP_TMP, o->dirfd, OFS_SNAP_NAME) < 0)
 		rc = -errno;
+	fp_hit("ofs.snapshot.sync.dirsync", NULL); /* renamed, dir not fsynced */
 	if (rc == 0 && fsync(o->dirfd) < 0)
 		rc = -errno;
 	free(buf);
@@ -1274,6 +1279,7 @@ static void on_snap(struct uring_op *op, int res)
 		int n;
 		o->snap_covered = s->covered;
 		snap_end(o, 0);
+		fp_hit("ofs.compact.delete", NULL); /* snapshot durable, log whole */
 		n = log_delete_before(o->log, o->snap_covered);
 		log_msg(LOGL_INFO, "%s: snapshot of %zu offsets covers offset %" PRId64
 			"; %d segment(s) deleted", o->dir, s->entries, o->snap_covered, n);

@@ -81,6 +81,8 @@ struct segment *seg_new(int64_t base)
 	s->base = base;
 	s->next_offset = base;
 	s->size = SEG_HEADER_SIZE;
+	s->ok_pos = s->ok_end = SEG_HEADER_SIZE; /* nothing checked yet */
+	s->ok_end_off = base;
 	s->fd = -1;
 	idx_init(&s->idx);
 	return s;
@@ -247,6 +249,7 @@ int seg_scan(struct segment *s, uint64_t pos, int64_t off, uint32_t max_batch,
 {
 	struct rbuf b;
 	struct stat st;
+	uint64_t start = pos;
 	int rc = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -286,7 +289,62 @@ int seg_scan(struct segment *s, uint64_t pos, int64_t off, uint32_t max_batch,
 	}
 	s->size = pos;
 	s->next_offset = off;
+	s->ok_pos = start; /* the scan checked every batch from its start */
+	s->ok_end = pos;
+	s->ok_end_off = off;
 	rc = 0;
+out:
+	rbuf_fini(&b);
+	return rc;
+}
+
+int seg_verify(struct segment *s, uint64_t from, uint64_t to, int64_t off, uint64_t limit,
+	       int64_t off_limit, uint32_t max_batch, uint64_t *bad_pos)
+{
+	bool extend = from >= s->ok_pos && from <= s->ok_end;
+	uint64_t p = from;
+	struct rbuf b;
+	int rc = 0;
+
+	if (extend) {
+		if (to <= s->ok_end)
+			return 0;
+		p = s->ok_end;
+		off = s->ok_end_off;
+	}
+	rbuf_init(&b, s->fd, SCAN_WINDOW);
+	while (p < to) {
+		struct batch_header h;
+		uint64_t y;
+
+		rc = check_batch(&b, p, limit, off, off, max_batch, &h);
+		if (rc < 0)
+			goto out;
+		if (rc == 1) {
+			p += batch_size(&h);
+			off = batch_last_offset(&h) + 1;
+			rc = 0;
+			continue;
+		}
+		rc = resync(&b, p, limit, off, max_batch, &y, &h);
+		if (rc < 0 && rc != -ENOENT)
+			goto out;
+		if (rc == 0)
+			rc = seg_add_bad(s, p, y, off, h.base_offset);
+		else /* nothing valid up to the end of the data */
+			rc = seg_add_bad(s, p, limit, off, off_limit > off ? off_limit : off + 1);
+		if (rc == 0) {
+			*bad_pos = p;
+			rc = 1;
+		}
+		break;
+	}
+	if (rc >= 0 && p > from) {
+		if (!extend)
+			s->ok_pos = from;
+		s->ok_end = p;
+		s->ok_end_off = off;
+	}
 out:
 	rbuf_fini(&b);
 	return rc;

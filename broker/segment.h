@@ -63,6 +63,12 @@ struct segment {
 	uint32_t tidx_saved;    /* time entries already in the .timeindex file */
 	struct seg_bad *bad;    /* corrupt ranges, sorted by pos */
 	int nbad;
+	/* [ok_pos, ok_end) is known to hold valid batches since this process
+	 * opened the segment (a scan or a read checked their CRCs, or we
+	 * appended them after validating them); ok_end_off is the offset at
+	 * ok_end.  Reads check what lies outside it (seg_verify). */
+	uint64_t ok_pos, ok_end;
+	int64_t ok_end_off;
 	TAILQ_ENTRY(segment) lru; /* in the context's fd cache while linked */
 	bool in_lru;
 };
@@ -122,6 +128,16 @@ int seg_scan(struct segment *s, uint64_t pos, int64_t off, uint32_t max_batch,
  * range met on the way, or -errno from pread. */
 int seg_locate(struct segment *s, int64_t offset, uint64_t limit,
 	       uint64_t *pos, int64_t *base);
+
+/* Check the batches in [from, to) (whole batches, the first with base
+ * offset `off`) that are not known good: header, CRC, record structure,
+ * dense offsets.  The first bad one becomes a corrupt range, ending at the
+ * next valid batch found before `limit` (else at limit, hiding offsets up
+ * to off_limit).  Extends the known-good range over what passed.  Blocks
+ * (a pread of the range; once per range per open).  Returns 0 (all good),
+ * 1 with *bad_pos (a corrupt range was added there), or -errno. */
+int seg_verify(struct segment *s, uint64_t from, uint64_t to, int64_t off, uint64_t limit,
+	       int64_t off_limit, uint32_t max_batch, uint64_t *bad_pos);
 
 /* Largest run of whole batches starting at `from` whose end is <= from +
  * max_bytes and <= limit (at least one batch even if larger).  Returns 0

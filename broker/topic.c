@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "broker/config.h"
+#include "broker/failpoint.h"
 #include "broker/logging.h"
 #include "proto/batch.h"
 #include "proto/meta.pb-c.h"
@@ -537,6 +538,7 @@ static int meta_write(struct topic_reg *r, const void *payload, size_t len)
 	}
 	what = "write";
 	rc = write_all(fd, &h, sizeof(h));
+	fp_hit("topic.meta.write", NULL); /* a torn topics.meta.tmp */
 	if (rc == 0)
 		rc = write_all(fd, payload, len);
 	if (rc == 0 && fsync(fd) < 0) {
@@ -549,11 +551,13 @@ static int meta_write(struct topic_reg *r, const void *payload, size_t len)
 	}
 	if (rc < 0)
 		goto fail_unlink;
+	fp_hit("topic.meta.rename", NULL); /* tmp durable, not yet renamed */
 	if (renameat(r->dirfd, META_TMP, r->dirfd, META_NAME) < 0) {
 		what = "rename";
 		rc = -errno;
 		goto fail_unlink;
 	}
+	fp_hit("topic.meta.dirsync", NULL); /* renamed, directory not fsynced */
 	rc = fsync_dirfd(r->dirfd);
 	if (rc < 0)
 		log_msg_errno(LOGL_ERROR, rc, "%s/%s replaced, but fsync of %s failed: "
@@ -904,6 +908,7 @@ static int topic_destroy_logs(struct topic *t)
 
 		if (pt->log == NULL)
 			continue;
+		fp_hit("topic.delete.partition", NULL); /* some directories removed */
 		snprintf(dir, sizeof(dir), "%s", log_dir(pt->log));
 		log_set_hw_cb(pt->log, NULL, NULL);
 		prc = log_destroy(pt->log);
@@ -1262,6 +1267,7 @@ int topic_create(struct topic_reg *r, const char *name, int partitions,
 				strerror(-rc));
 			goto fail_logs;
 		}
+		fp_hit("topic.create.partition", NULL); /* dirs made, metadata not */
 	}
 	rc = meta_save(r, NULL, t, r->next_id + 1);
 	if (rc < 0) {

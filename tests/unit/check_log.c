@@ -847,6 +847,185 @@ START_TEST(test_recover_flipped_last_batch)
 }
 END_TEST
 
+/* A copy of every file of the partition directory, so one crashed state
+ * can be recovered many times over. */
+#define DC_MAX 32
+struct dir_copy {
+	int n;
+	char name[DC_MAX][64];
+	uint8_t *data[DC_MAX];
+	size_t len[DC_MAX];
+};
+
+static void dir_save(const struct lt *t, struct dir_copy *c)
+{
+	DIR *d = opendir(t->dir);
+	struct dirent *de;
+
+	memset(c, 0, sizeof(*c));
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL) {
+		char path[LT_PATH_MAX + 256];
+		int64_t size;
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		ck_assert_int_lt(c->n, DC_MAX);
+		ck_assert_int_lt(strlen(de->d_name), sizeof(c->name[0]));
+		snprintf(path, sizeof(path), "%s/%s", t->dir, de->d_name);
+		size = lt_file_size(path);
+		ck_assert_int_ge(size, 0);
+		strcpy(c->name[c->n], de->d_name);
+		c->data[c->n] = malloc(size ? (size_t)size : 1);
+		c->len[c->n] = (size_t)size;
+		fd = open(path, O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(pread(fd, c->data[c->n], (size_t)size, 0), size);
+		close(fd);
+		c->n++;
+	}
+	closedir(d);
+}
+
+/* Put the directory back exactly as saved (files made since are removed). */
+static void dir_restore(const struct lt *t, const struct dir_copy *c)
+{
+	DIR *d = opendir(t->dir);
+	struct dirent *de;
+	char path[LT_PATH_MAX + 256];
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", t->dir, de->d_name);
+		ck_assert_int_eq(unlink(path), 0);
+	}
+	closedir(d);
+	for (int i = 0; i < c->n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", t->dir, c->name[i]);
+		lt_write_file(path, c->data[i], c->len[i]);
+	}
+}
+
+static void dir_copy_free(struct dir_copy *c)
+{
+	for (int i = 0; i < c->n; i++)
+		free(c->data[i]);
+	c->n = 0;
+}
+
+/* Scenario "torn last batch", exhaustively: the active segment cut at every
+ * byte inside its last batch (and right at its start).  Each time the open
+ * cuts back to the previous batch, everything before reads back intact, and
+ * the next append gets exactly the offset the torn batch had. */
+START_TEST(test_recover_torn_every_byte)
+{
+	struct lt t;
+	struct dir_copy c;
+	char path[LT_PATH_MAX];
+	int64_t seg_base = torn_setup(&t), cut = tab.base[tab.n - 1];
+	uint64_t from = tab.pos[tab.n - 1], to = from + tab.size[tab.n - 1];
+
+	lt_seg_path(&t, path, seg_base, ".log");
+	dir_save(&t, &c);
+	t.cfg.flush_mode = LOG_FLUSH_OS; /* appends need no fdatasync: ~250 rounds */
+	for (uint64_t at = from; at < to; at++) {
+		struct lt_app *p;
+
+		dir_restore(&t, &c);
+		ck_assert_int_eq(truncate(path, (off_t)at), 0);
+		lt_open(&t);
+		ck_assert_msg(log_end_offset(t.log) == cut, "cut at %" PRIu64 ": end %" PRId64
+			      ", expected %" PRId64, at, log_end_offset(t.log), cut);
+		ck_assert_msg(lt_file_size(path) == (int64_t)from, "cut at %" PRIu64
+			      ": file is %" PRId64 " bytes, expected %" PRIu64, at,
+			      lt_file_size(path), from);
+		ck_assert_str_eq(log_corruption(t.log), "");
+		expect_readable(&t, 0, cut);
+		expect_empty_read(&t, cut);
+		p = lt_append(&t, 2, TS0, LOG_ACKS_ALL);
+		lt_wait_ok(&t);
+		ck_assert_int_eq(p->a.base_offset, cut);
+		lt_read_range(&t, cut, cut + 2, UINT64_MAX);
+		lt_crash(&t);
+	}
+	dir_copy_free(&c);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Zeros or garbage after the last valid batch of the active segment (a
+ * crash in the middle of a zero-ahead write or of an append whose length
+ * reached the file but whose bytes did not): cut off, nothing else lost,
+ * appends go on at the next offset. */
+START_TEST(test_recover_trailing_junk)
+{
+	const int i = _i;
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t seg_base = torn_setup(&t);
+	int64_t end = tab.base[tab.n - 1] + 4; /* the last batch has 4 records */
+	uint64_t data_end = tab.pos[tab.n - 1] + tab.size[tab.n - 1];
+	size_t len = 0, last_len = tab.size[tab.n - 1];
+	uint8_t *junk = calloc(1, 300000), *last = malloc(last_len);
+	uint32_t x = 12345;
+	int fd;
+
+	ck_assert_ptr_nonnull(junk);
+	lt_seg_path(&t, path, seg_base, ".log");
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, last, last_len, (off_t)tab.pos[tab.n - 1]), (ssize_t)last_len);
+	switch (i) {
+	case 0: len = 1; break;                     /* zeros */
+	case 1: len = BATCH_HEADER_SIZE; break;
+	case 2: len = 300000; break;                /* past a zero-ahead chunk */
+	case 3: len = 1; junk[0] = 0xff; break;     /* garbage */
+	case 4: len = 4096; memset(junk, 0x5a, len); break;
+	case 5:
+		len = 10000;
+		for (size_t k = 0; k < len; k++) {
+			x = x * 1103515245u + 12345u;
+			junk[k] = (uint8_t)(x >> 16);
+		}
+		break;
+	case 6: /* the last batch again: valid CRC, but its offsets repeat */
+		len = last_len;
+		memcpy(junk, last, len);
+		break;
+	case 7: /* the next batch as it would be, with one bit of its body lost */
+		len = last_len;
+		memcpy(junk, last, len);
+		batch_stamp_offset(junk, end);
+		junk[len - 3] ^= 0x08;
+		break;
+	case 8: /* a batch header that looks right, then nothing */
+		len = 4096;
+		memcpy(junk, last, BATCH_HEADER_SIZE);
+		batch_stamp_offset(junk, end);
+		break;
+	}
+	ck_assert_int_eq(ftruncate(fd, (off_t)data_end), 0); /* drop zero-ahead */
+	ck_assert_int_eq(pwrite(fd, junk, len, (off_t)data_end), (ssize_t)len);
+	close(fd);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	ck_assert_int_eq(lt_file_size(path), (int64_t)data_end);
+	ck_assert_str_eq(log_corruption(t.log), "");
+	expect_readable(&t, 0, end);
+	ck_assert_int_eq(lt_append_sync(&t, 3, TS0)->a.base_offset, end);
+	expect_readable(&t, 0, end + 3);
+	lt_close(&t);
+	lt_open(&t);
+	expect_readable(&t, 0, end + 3);
+	free(junk);
+	free(last);
+	lt_fini(&t);
+}
+END_TEST
+
 /* A checkpoint taken mid-segment: the scan starts there and still cuts a
  * torn tail past it. */
 START_TEST(test_recover_after_checkpoint)
@@ -949,6 +1128,70 @@ START_TEST(test_corruption_named)
 			      "read of %" PRId64 ": corruption \"%s\" lacks \"%s\"", off,
 			      log_corruption(t.log), want);
 	}
+	lt_fini(&t);
+}
+END_TEST
+
+/* Bit rot found by no scan: after a clean shutdown nothing is scanned, and
+ * a sealed segment is never scanned at all.  A read checks the CRCs of
+ * what it is about to serve (once per range), so a flipped bit in a
+ * sealed segment, in the last batch of a sealed segment, or in a batch of
+ * the active segment followed by valid ones is refused with -EUCLEAN and
+ * named, never served, never truncated, and remembered across restarts;
+ * everything around it is served. */
+START_TEST(test_read_verifies_crc)
+{
+	const int i = _i;
+	struct lt t;
+	char path[LT_PATH_MAX], want[64];
+	int64_t end, size, bad_base, bad_next;
+	int k = 0;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 60, 10, TS0);
+	end = log_end_offset(t.log);
+	lt_close(&t);
+	tab_build(&t);
+	ck_assert_int_ge(tab.nsegs, 3);
+	if (i == 0) { /* a middle batch of the first (sealed) segment */
+		k = 3;
+	} else if (i == 1) { /* the last batch of the first segment */
+		while (tab.seg[k + 1] == 0)
+			k++;
+	} else { /* a batch of the active segment with two valid ones after it */
+		k = tab.n - 3;
+		ck_assert_int_eq(tab.seg[k], tab.nsegs - 1);
+	}
+	bad_base = tab.base[k];
+	bad_next = k + 1 < tab.n ? tab.base[k + 1] : end;
+	lt_seg_path(&t, path, tab.seg_base[tab.seg[k]], ".log");
+	size = lt_file_size(path);
+	lt_flip(path, tab.pos[k] + tab.size[k] - 2, 0x20); /* inside the last record */
+	lt_open(&t);
+	ck_assert_str_eq(log_corruption(t.log), "");
+	/* Unbounded reads from the start stop right before the bad batch. */
+	expect_readable(&t, 0, bad_base);
+	for (int64_t off = bad_base; off < bad_next; off++) {
+		expect_read_err(&t, off, -EUCLEAN);
+		ck_assert_msg(strstr(log_corruption(t.log), path) != NULL, "\"%s\" lacks %s",
+			      log_corruption(t.log), path);
+		snprintf(want, sizeof(want), "position %" PRIu64, tab.pos[k]);
+		ck_assert_msg(strstr(log_corruption(t.log), want) != NULL, "\"%s\" lacks \"%s\"",
+			      log_corruption(t.log), want);
+	}
+	expect_readable(&t, bad_next, end);
+	ck_assert_int_eq(lt_file_size(path), size);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	ck_assert_int_eq(lt_append_sync(&t, 2, TS0)->a.base_offset, end);
+	lt_close(&t);
+	/* Remembered by the clean restart, which scans nothing. */
+	lt_open(&t);
+	expect_read_err(&t, bad_base, -EUCLEAN);
+	expect_readable(&t, 0, bad_base);
+	expect_readable(&t, bad_next, end + 2);
+	ck_assert_int_eq(lt_file_size(path), size + (i == 2 ? (int64_t)t.apps[t.napps - 1]->a.len : 0));
 	lt_fini(&t);
 }
 END_TEST
@@ -2016,6 +2259,8 @@ Suite *log_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_recover_truncated_tail, 0, 11);
 	tcase_add_loop_test(tc, test_recover_flipped_last_batch, 0, 11);
+	tcase_add_test(tc, test_recover_torn_every_byte);
+	tcase_add_loop_test(tc, test_recover_trailing_junk, 0, 9);
 	tcase_add_test(tc, test_recover_after_checkpoint);
 	tcase_add_test(tc, test_crash_right_after_roll);
 	tcase_add_test(tc, test_crash_after_roll_no_hole);
@@ -2026,6 +2271,7 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_recover_corrupt_middle);
 	tcase_add_test(tc, test_corruption_named);
 	tcase_add_test(tc, test_corruption_remembered_after_clean_restart);
+	tcase_add_loop_test(tc, test_read_verifies_crc, 0, 3);
 	tcase_add_test(tc, test_clean_open_skips_scan);
 	tcase_add_test(tc, test_unclean_open_scans);
 	suite_add_tcase(s, tc);
