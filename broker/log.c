@@ -14,7 +14,11 @@
  *     a sealed segment is durable to its end once its seal chain completed.
  *  4. Any failed write or fsync puts the log in the failed state for good:
  *     after an fsync error the page cache can no longer be trusted, so
- *     retrying would acknowledge data that may be gone (fsyncgate).
+ *     retrying would acknowledge data that may be gone (fsyncgate).  The
+ *     one exception is a write refused for lack of space (ENOSPC, EDQUOT:
+ *     the kernel took none of the bytes it refused, so nothing is lost):
+ *     the log is cut back to its written end and its later appends fail
+ *     with that error (see nospace_cut); fsync errors stay fatal.
  *  5. Every io_uring operation of a log is counted in ops; the log is not
  *     freed while ops > 0.
  *
@@ -74,6 +78,8 @@
  * torn tail that recovery cuts. */
 #define LOG_ZERO_CHUNK    (256u << 10)
 #define LOG_ZERO_LOW      (128u << 10)
+/* After a seal found no room for its index files, try again this often. */
+#define LOG_SPACE_RETRY_MS 1000
 #define CKPT_NAME         "checkpoint"
 #define CKPT_MAGIC        0x50434b42u /* "BKCP" */
 #define CKPT_SLOT_SIZE    64
@@ -106,6 +112,9 @@ struct log_write {
 	uint64_t end_pos;
 	int64_t end_offset;
 	bool done;
+	bool failed;          /* refused for lack of space (nospace_cut) */
+	int64_t max_ts;       /* largest batch timestamp in the write */
+	uint32_t last_rel;    /* relative offset of its last batch */
 	uint64_t bytes;
 	int first, niov;
 	TAILQ_ENTRY(log_write) link;
@@ -144,6 +153,7 @@ struct log_sync {
 	int64_t t0_us;          /* submission time, for the latency histogram */
 	bool linked;            /* chained after a write: cancelled if it fails */
 	bool skipped;           /* failpoint log.fsync.submit=skip: a nop ran */
+	bool dropped;           /* covers bytes a disk-full cut took back */
 };
 
 struct log_unlink {
@@ -179,6 +189,14 @@ struct log {
 	uint64_t file_end;         /* active segment: end of everything written
 	                              or being written (data or zeros) */
 	bool zero_failed;          /* a zero write failed: none more this segment */
+	/* disk full (see nospace_cut) */
+	int nospace;               /* -ENOSPC/-EDQUOT while cutting back, else 0 */
+	bool nospace_warned;       /* logged; cleared by the next good write */
+	int64_t wr_max_ts;         /* written.seg's largest timestamp and last */
+	uint32_t wr_last_rel;      /* batch up to the written cursor */
+	struct event *retry_ev;    /* retries a seal the disk had no room for */
+	bool seal_waiting;         /* a seal found no room: wait for retry_ev */
+	int ckpt_err;              /* result of the last checkpoint chain */
 	bool ckpt_inflight;
 	uint64_t ckpt_seq;
 	int64_t ckpt_off;      /* offset of the last completed checkpoint */
@@ -367,6 +385,12 @@ static int push_seg(struct log *l, struct segment *s)
 	return 0;
 }
 
+/* A write refused for lack of space: nothing of it was taken. */
+static bool space_err(int err)
+{
+	return err == -ENOSPC || err == -EDQUOT;
+}
+
 static bool flush_always(const struct log *l)
 {
 	return l->cfg.flush_mode == LOG_FLUSH_ALWAYS;
@@ -450,6 +474,8 @@ static void advance_durable(struct log *l)
 static void maybe_sync(struct log *l);
 static void maybe_seal(struct log *l);
 static void maybe_zero(struct log *l);
+static void nospace_cut(struct log *l);
+static void seg_drop(struct log_ctx *ctx, struct segment *s);
 
 static void on_sync(struct uring_op *op, int res)
 {
@@ -468,6 +494,13 @@ static void on_sync(struct uring_op *op, int res)
 		hist_add(l->ctx->opts.fsync_hist, (uint64_t)(mono_us() - ls->t0_us));
 	if (res < 0) {
 		log_fail(l, res, "fdatasync");
+		return;
+	}
+	if (ls->dropped) {
+		/* Linked behind a write that was refused for lack of space (a
+		 * real refusal cancels it): what it covered was cut, and the
+		 * offsets may be written again since, after it started. */
+		maybe_sync(l);
 		return;
 	}
 	/* Power-loss simulation: this fsync really ran, so what was written
@@ -535,6 +568,7 @@ static void maybe_sync(struct log *l)
 	l->sync.at = l->written;
 	l->sync.t0_us = mono_us();
 	l->sync.linked = false;
+	l->sync.dropped = false;
 	l->sync_inflight = true;
 	l->sync_due = false;
 	l->unsynced_bytes = 0;
@@ -687,6 +721,26 @@ busy:
 	return NULL;
 }
 
+static void on_seal_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct log *l = arg;
+
+	(void)fd;
+	(void)what;
+	l->seal_waiting = false;
+	maybe_seal(l);
+}
+
+/* Hold seals back for LOG_SPACE_RETRY_MS, then try again. */
+static void seal_wait(struct log *l)
+{
+	struct timeval tv = { LOG_SPACE_RETRY_MS / 1000, (LOG_SPACE_RETRY_MS % 1000) * 1000 };
+
+	l->seal_waiting = true;
+	if (l->retry_ev == NULL || evtimer_add(l->retry_ev, &tv) < 0)
+		l->seal_waiting = false; /* then the next completion retries */
+}
+
 static void on_seal_done(struct log_chain *ch)
 {
 	struct log *l = ch->log;
@@ -695,6 +749,17 @@ static void on_seal_done(struct log_chain *ch)
 	l->seal_inflight = false;
 	if (ch->err == 0)
 		fp_hit("log.roll.sealed", NULL); /* seal durable, memory not updated */
+	if (space_err(ch->err) && ch->failed_what != NULL &&
+	    strcmp(ch->failed_what, "log.index.write") == 0) {
+		/* The .log is synced; only its index files found no room.
+		 * They are rewritten whole by the retry. */
+		log_msg_errno(LOGL_WARN, ch->err, "%s: seal of segment %020" PRId64 " deferred: "
+			      "no room for its index files; retrying every %d ms", l->dir,
+			      s->base, LOG_SPACE_RETRY_MS);
+		chain_free(ch);
+		seal_wait(l);
+		return;
+	}
 	if (ch->err != 0) {
 		log_fail(l, ch->err, ch->failed_what ? ch->failed_what : "segment seal");
 		chain_free(ch);
@@ -724,7 +789,7 @@ static void maybe_seal(struct log *l)
 	struct io_uring_sqe *sqe;
 	int err = 0;
 
-	if (l->error != 0 || l->seal_inflight || l->ckpt_inflight)
+	if (l->error != 0 || l->seal_inflight || l->ckpt_inflight || l->seal_waiting)
 		return;
 	for (int i = 0; i < l->nsegs - 1; i++) {
 		if (!l->segs[i]->seal_done) {
@@ -812,7 +877,9 @@ static void on_zero(struct uring_op *op, int res)
 	}
 	l->zero_seg = NULL;
 	maybe_seal(l); /* a rolled segment waits for its zeros */
-	if (!TAILQ_EMPTY(&l->pending))
+	if (l->nospace != 0)
+		nospace_cut(l); /* it waited for the zeros too */
+	else if (!TAILQ_EMPTY(&l->pending))
 		uring_defer(l->ctx->u, &l->flush_defer);
 }
 
@@ -912,6 +979,9 @@ static int start_write(struct log *l)
 		w->end_pos = x->pos + x->len;
 		w->end_offset = x->end_offset;
 		w->bytes += x->len;
+		w->last_rel = (uint32_t)(x->base_offset - s->base);
+		if (i == 0 || x->max_ts > w->max_ts)
+			w->max_ts = x->max_ts;
 		TAILQ_REMOVE(&l->pending, x, link);
 		TAILQ_INSERT_TAIL(&l->inflight, x, link);
 	}
@@ -935,7 +1005,7 @@ static int start_write(struct log *l)
 
 static void flush_pending(struct log *l)
 {
-	while (l->error == 0 && !TAILQ_EMPTY(&l->pending) && l->nwrites < LOG_WRITE_DEPTH) {
+	while (l->error == 0 && l->nospace == 0 && !TAILQ_EMPTY(&l->pending) && l->nwrites < LOG_WRITE_DEPTH) {
 		int rc = start_write(l);
 		if (rc == -ENOMEM) {
 			log_fail(l, rc, "write");
@@ -957,10 +1027,13 @@ static void advance_written(struct log *l)
 	struct log_write *w;
 	struct log_append *a;
 
-	while ((w = TAILQ_FIRST(&l->writes)) != NULL && w->done) {
+	while ((w = TAILQ_FIRST(&l->writes)) != NULL && w->done && !w->failed) {
 		TAILQ_REMOVE(&l->writes, w, link);
 		l->nwrites--;
 		l->unsynced_bytes += w->bytes;
+		if (w->seg != l->written.seg || w->max_ts > l->wr_max_ts)
+			l->wr_max_ts = w->max_ts;
+		l->wr_last_rel = w->last_rel;
 		l->written = (struct cursor){ w->seg, w->end_pos, w->end_offset };
 		free(w);
 	}
@@ -972,6 +1045,112 @@ static void advance_written(struct log *l)
 		else
 			a->cb(a, 0);
 	}
+}
+
+/* --- disk full ------------------------------------------------------------------ */
+
+/* Unlink a segment file the log no longer names (error path; a file left
+ * behind is dropped at the next start as the tail of an interrupted roll). */
+static void unlink_seg_file(struct log *l, int64_t base, const char *ext)
+{
+	char name[SEG_NAME_MAX];
+
+	seg_name(name, base, ext);
+	if (unlinkat(l->dirfd, name, 0) < 0 && errno != ENOENT)
+		log_msg_errno(LOGL_WARN, -errno, "%s: cannot remove %s", l->dir, name);
+}
+
+/* A write was refused for lack of space (l->nospace).  Once no write and
+ * no zero-ahead write of the log is in flight, cut the log back to its
+ * written end, so that no partial or later batch stays in the files:
+ *  1. the segment holding the written end (or the empty segment that
+ *     starts there) becomes the active one again, truncated to it; later
+ *     segments (rolled meanwhile) are closed and unlinked;
+ *  2. its in-memory index loses the entries of the cut batches;
+ *  3. the end offset returns to the written end, so offsets stay dense;
+ *  4. every append not yet written fails with the space error, in offset
+ *     order; appends below the cut complete as usual.
+ * The next append writes again, so writes resume by themselves once space
+ * is freed.  Synchronous ftruncate/unlink: error path only. */
+static void nospace_cut(struct log *l)
+{
+	struct log_append_q failed = TAILQ_HEAD_INITIALIZER(failed);
+	struct cursor c = l->written;
+	struct log_write *w;
+	struct log_append *a;
+	struct segment *s;
+	int err = l->nospace, k, keep, nfailed = 0;
+
+	if (err == 0 || l->error != 0 || l->zero_seg != NULL)
+		return;
+	TAILQ_FOREACH(w, &l->writes, link)
+		if (!w->done)
+			return;
+	k = find_seg(l, c.off);
+	while (k > 0 && l->segs[k] != c.seg)
+		k--;
+	assert(k >= 0 && l->segs[k] == c.seg);
+	/* At the very end of its segment: the next one (if any) starts there. */
+	keep = c.off == c.seg->next_offset && k + 1 < l->nsegs ? k + 1 : k;
+	while (l->nsegs - 1 > keep) {
+		s = l->segs[--l->nsegs];
+		unlink_seg_file(l, s->base, ".log");
+		unlink_seg_file(l, s->base, ".index");
+		unlink_seg_file(l, s->base, ".timeindex");
+		if (s->refs > 0)
+			s->deleted = true; /* cannot happen: nobody reads past hw */
+		else
+			seg_drop(l->ctx, s);
+	}
+	s = l->segs[keep];
+	if (s->sealed) { /* rolled, but its seal never started (it waits for
+			    the writes that failed) */
+		s->sealed = false;
+		l->ctx->nopen--;
+	}
+	uint64_t pos = keep == k ? c.pos : 0;
+	if (ftruncate(s->fd, (off_t)pos) < 0) {
+		log_fail(l, -errno, "truncate after a failed write");
+		return;
+	}
+	if (l->sync_inflight && l->sync.at.off > c.off)
+		l->sync.dropped = true;
+	s->zero_tail = false;
+	s->size = keep == k ? c.pos : SEG_HEADER_SIZE;
+	s->next_offset = keep == k ? c.off : s->base;
+	s->hdr_pending = keep != k || pos < SEG_HEADER_SIZE;
+	idx_truncate(&s->idx, s->size);
+	if (s->idx.noff > 0) {
+		s->idx.max_ts = l->wr_max_ts;
+		s->idx.last_rel = l->wr_last_rel;
+	}
+	l->end = s->next_offset;
+	l->file_end = s->hdr_pending ? 0 : s->size;
+	while ((w = TAILQ_FIRST(&l->writes)) != NULL) {
+		TAILQ_REMOVE(&l->writes, w, link);
+		free(w);
+	}
+	l->nwrites = 0;
+	TAILQ_CONCAT(&failed, &l->inflight, link);
+	TAILQ_CONCAT(&failed, &l->pending, link);
+	l->nospace = 0;
+	TAILQ_FOREACH(a, &failed, link)
+		nfailed++;
+	if (!l->nospace_warned)
+		log_msg_errno(LOGL_WARN, err, "%s: write refused; %d append(s) failed, log cut "
+			      "back to offset %" PRId64 "; appends fail until space is freed",
+			      l->dir, nfailed, l->end);
+	l->nospace_warned = true;
+	while ((a = TAILQ_FIRST(&failed)) != NULL) {
+		TAILQ_REMOVE(&failed, a, link);
+		a->cb(a, err);
+	}
+	if (l->error != 0)
+		return;
+	maybe_seal(l);
+	maybe_sync(l);
+	if (!TAILQ_EMPTY(&l->pending))
+		uring_defer(l->ctx->u, &l->flush_defer);
 }
 
 static void on_write(struct uring_op *op, int res)
@@ -999,6 +1178,14 @@ static void on_write(struct uring_op *op, int res)
 	} else if (res == 0 && w->first < w->niov) {
 		res = -EIO; /* no progress on a regular file: treat as an error */
 	}
+	if (space_err(res) && l->error == 0) {
+		/* Nothing of the refused bytes was taken: cut back, no failure. */
+		w->done = w->failed = true;
+		if (l->nospace == 0)
+			l->nospace = res;
+		nospace_cut(l);
+		return;
+	}
 	if (res < 0 || l->error != 0) {
 		struct log_append *a;
 		struct log_write *x;
@@ -1022,11 +1209,17 @@ static void on_write(struct uring_op *op, int res)
 	/* start_write never lets a write race a zero-ahead write */
 	assert(l->zero_seg != w->seg || w->end_pos <= l->zero_from);
 	w->done = true;
+	if (l->nospace_warned && l->nospace == 0) {
+		l->nospace_warned = false;
+		log_msg(LOGL_INFO, "%s: writes succeed again", l->dir);
+	}
 	advance_written(l);
 	maybe_seal(l);
 	arm_interval(l);
 	maybe_sync(l);
-	if (!TAILQ_EMPTY(&l->pending))
+	if (l->nospace != 0)
+		nospace_cut(l);
+	else if (!TAILQ_EMPTY(&l->pending))
 		uring_defer(l->ctx->u, &l->flush_defer);
 	else
 		maybe_zero(l);
@@ -1096,6 +1289,8 @@ int log_append(struct log *l, struct log_append *a)
 
 	if (l->error != 0)
 		return -EROFS;
+	if (l->nospace != 0)
+		return l->nospace; /* cutting back after a refused write */
 	if (a->len > l->ctx->opts.max_batch_bytes)
 		return -EMSGSIZE;
 	rc = batch_validate(a->buf, a->len, &h);
@@ -1613,6 +1808,18 @@ static void on_ckpt_done(struct log_chain *ch)
 	struct segment *s = ch->seg;
 
 	l->ckpt_inflight = false;
+	l->ckpt_err = ch->err;
+	if (space_err(ch->err) && ch->failed_what != NULL &&
+	    (strcmp(ch->failed_what, "log.index.write") == 0 ||
+	     strcmp(ch->failed_what, "log.checkpoint.write") == 0)) {
+		/* Nothing was lost: the previous checkpoint still holds, and
+		 * the next one rewrites the same entries and slot. */
+		log_msg_errno(LOGL_WARN, ch->err, "%s: checkpoint skipped (%s)", l->dir,
+			      ch->failed_what);
+		chain_free(ch);
+		maybe_seal(l);
+		return;
+	}
 	if (ch->err != 0) {
 		log_fail(l, ch->err, ch->failed_what ? ch->failed_what : "checkpoint");
 		chain_free(ch);
@@ -2170,6 +2377,8 @@ static void log_free(struct log *l)
 	uring_defer_cancel(l->ctx->u, &l->flush_defer);
 	if (l->interval_ev != NULL)
 		event_free(l->interval_ev);
+	if (l->retry_ev != NULL)
+		event_free(l->retry_ev);
 	for (int i = 0; i < l->nsegs; i++) {
 		struct segment *s = l->segs[i];
 		if (s->refs > 0)
@@ -2235,7 +2444,8 @@ int log_open(struct log_ctx *ctx, const char *dir, const struct log_config *cfg,
 	TAILQ_INIT(&l->writes);
 	l->flush_defer.fn = on_flush_defer;
 	l->interval_ev = evtimer_new(uring_base(ctx->u), on_interval, l);
-	if (l->dir == NULL || l->interval_ev == NULL) {
+	l->retry_ev = evtimer_new(uring_base(ctx->u), on_seal_retry, l);
+	if (l->dir == NULL || l->interval_ev == NULL || l->retry_ev == NULL) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -2290,6 +2500,8 @@ int log_open(struct log_ctx *ctx, const char *dir, const struct log_config *cfg,
 	l->end = s->next_offset;
 	l->file_end = s->size;
 	l->written = l->durable = l->hw = (struct cursor){ s, s->size, l->end };
+	l->wr_max_ts = s->idx.max_ts;
+	l->wr_last_rel = s->idx.last_rel;
 	if (fp_armed)
 		fp_on_powerloss(log_powerloss, NULL);
 	LIST_INSERT_HEAD(&all_logs, l, all);
@@ -2342,6 +2554,7 @@ int log_close(struct log *l)
 
 	if (l == NULL)
 		return 0;
+	l->seal_waiting = false; /* one last try of a seal that found no room */
 	rc = drain(l);
 	/* Seal whatever rolled, then the clean checkpoint. */
 	while (rc == 0 && l->error == 0) {
@@ -2359,6 +2572,8 @@ int log_close(struct log *l)
 		rc = ckpt_start(l, CKPT_CLEAN);
 		if (rc == 0)
 			rc = drain(l);
+		if (rc == 0)
+			rc = l->ckpt_err;
 	}
 	if (rc == 0)
 		rc = l->error;

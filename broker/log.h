@@ -143,7 +143,11 @@ struct log_append {
  * with every other batch appended to this log in the same turn.
  * Returns 0 (a->cb will be called), or without calling cb: -EINVAL /
  * -EBADMSG / -EPROTONOSUPPORT (bad batch), -EMSGSIZE (over
- * max_batch_bytes), -EROFS (the log failed earlier; see log_error). */
+ * max_batch_bytes), -EROFS (the log failed earlier; see log_error),
+ * -ENOSPC / -EDQUOT (a write was just refused for lack of space and the
+ * log is being cut back; retriable), or -errno from creating a segment.
+ * An accepted append's callback gets -ENOSPC / -EDQUOT when its write was
+ * refused for lack of space: it is then not in the log at all. */
 int log_append(struct log *log, struct log_append *a);
 
 /* --- reading ------------------------------------------------------------- */

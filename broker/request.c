@@ -609,8 +609,11 @@ static void op_produce(struct req *r, Brokerd__ProduceRequest *q)
 				  : rc == -EPROTONOSUPPORT ? "unsupported batch format or codec"
 				  : rc == -EINVAL	 ? "malformed record batch"
 							 : strerror(-rc);
+		/* A read-only partition names the error that made it so. */
+		const char *cause = rc == -EROFS && log_error(l) < 0 ? strerror(-log_error(l)) : NULL;
 		req_fail(r, rc == -EINVAL ? BROKERD__ERROR_CODE__INVALID_RECORD_BATCH : req_errcode(rc),
-			 "produce to '%s' partition %u rejected: %s (%zu bytes)", q->topic, p, why,
+			 "produce to '%s' partition %u rejected: %s%s%s%s (%zu bytes)", q->topic, p,
+			 why, cause ? " (" : "", cause ? cause : "", cause ? ")" : "",
 			 q->records.len);
 		return;
 	}

@@ -2208,6 +2208,399 @@ START_TEST(test_zero_ahead_not_for_os)
 }
 END_TEST
 
+/* --- disk full ----------------------------------------------------------------- */
+
+/* A script for the completions of one op: the i-th completion of `what`
+ * since armed gets script[i] (NF_PASS: unchanged; > 0: a short count of at
+ * most that many bytes; < 0: that error), then the recorder runs. */
+#define NF_PASS INT_MIN
+struct nf_script {
+	struct lt *t;
+	const char *what;
+	int script[8];
+	int n, seen;
+};
+
+static int nf_filter(struct uring_op *op, int res, void *arg)
+{
+	struct nf_script *sc = arg;
+
+	if (op->what != NULL && strcmp(op->what, sc->what) == 0 && sc->seen < sc->n) {
+		int v = sc->script[sc->seen++];
+		if (v < 0 && v != NF_PASS)
+			res = v;
+		else if (v > 0 && res > v)
+			res = v;
+	}
+	return lt_filter(op, res, sc->t);
+}
+
+/* Callbacks of apps[from..] all came, exactly once, with res 0. */
+static void expect_apps_ok(const struct lt *t, int from)
+{
+	for (int i = from; i < t->napps; i++)
+		ck_assert_msg(t->apps[i]->calls == 1 && t->apps[i]->res == 0,
+			      "append %d at %" PRId64 ": %d callbacks, res %d", i,
+			      t->apps[i]->expect, t->apps[i]->calls, t->apps[i]->res);
+}
+
+/* After a refused write the log is whole and writable: not failed, end
+ * offset and high watermark at `end`, one file per segment it names,
+ * everything below readable; a new append lands at `end` and reads back. */
+static void expect_cut_and_resume(struct lt *t, int64_t end)
+{
+	int64_t bases[MAX_SEGS];
+	int n = lt_seg_bases(t, bases, MAX_SEGS);
+
+	ck_assert_int_eq(log_error(t->log), 0);
+	ck_assert_int_eq(log_end_offset(t->log), end);
+	ck_assert_int_eq(log_high_watermark(t->log), end);
+	ck_assert_int_eq(n, log_segment_count(t->log));
+	if (end > 0)
+		expect_readable(t, 0, end);
+	expect_empty_read(t, end);
+	int first = t->napps;
+	struct lt_app *d = lt_append(t, 2, TS0 + 9000, LOG_ACKS_ALL);
+	LT_RUN_UNTIL(t, d->calls > 0);
+	expect_apps_ok(t, first);
+	ck_assert_int_eq(d->a.base_offset, end);
+	expect_readable(t, 0, end + 2);
+}
+
+/* The .log of the active segment holds exactly its batches: no partial or
+ * refused batch and no zeros after the last one. */
+static void expect_file_ends_at_last_batch(const struct lt *t)
+{
+	int64_t bases[MAX_SEGS];
+	int n = lt_seg_bases(t, bases, MAX_SEGS);
+	char path[LT_PATH_MAX];
+
+	tab_build(t);
+	lt_seg_path(t, path, bases[n - 1], ".log");
+	int64_t size = lt_file_size(path);
+	if (tab.n == 0 || tab.seg[tab.n - 1] != n - 1) {
+		ck_assert_msg(size == 0 || size == 16, "empty active segment has %" PRId64
+			      " bytes", size);
+		return;
+	}
+	ck_assert_int_eq(size, (int64_t)(tab.pos[tab.n - 1] + tab.size[tab.n - 1]));
+}
+
+/* ENOSPC on a write: the appends of that write fail with -ENOSPC, the log
+ * is cut back to the last complete batch (on disk too: a crash right after
+ * must not bring the refused batches back), it is not failed, and the next
+ * append writes at the same offset. */
+START_TEST(test_nospace_write)
+{
+	struct lt t;
+	struct lt_app *b, *c, *d;
+	int64_t end;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 16 << 20; /* zero-ahead runs: the cut removes it too */
+	lt_open(&t);
+	fill(&t, 5, 5, TS0);
+	lt_settle(&t);
+	end = log_end_offset(t.log);
+	lt_inject(&t, "log.write", 0, 1, -ENOSPC);
+	b = lt_append(&t, 2, TS0, LOG_ACKS_ALL);
+	c = lt_append(&t, 3, TS0, LOG_ACKS_LEADER);
+	LT_RUN_UNTIL(&t, b->calls > 0 && c->calls > 0);
+	ck_assert_int_eq(b->res, -ENOSPC);
+	ck_assert_int_eq(c->res, -ENOSPC);
+	ck_assert_int_eq(log_error(t.log), 0);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_file_ends_at_last_batch(&t);
+	expect_cut_and_resume(&t, end);
+	/* Nothing refused comes back after a crash; nothing acked is lost. */
+	lt_crash(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end + 2);
+	expect_readable(&t, 0, end + 2);
+	d = lt_append(&t, 1, TS0, LOG_ACKS_ALL);
+	LT_RUN_UNTIL(&t, d->calls > 0);
+	ck_assert_int_eq(d->res, 0);
+	ck_assert_int_eq(d->a.base_offset, end + 2);
+	lt_close(&t);
+	lt_open(&t);
+	expect_readable(&t, 0, end + 3);
+	ck_assert_int_eq(b->calls + c->calls, 2);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Disk full as the kernel reports it: a short write, then ENOSPC for the
+ * rest.  The partial batch (all of it reached the file here) is cut off:
+ * after a crash recovery must not find it whole and serve it. */
+START_TEST(test_nospace_short_write)
+{
+	struct lt t;
+	struct nf_script sc = { .what = "log.write", .script = { 100, -ENOSPC }, .n = 2 };
+	struct lt_app *b;
+	int64_t end;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 3, 3, TS0);
+	lt_settle(&t);
+	end = log_end_offset(t.log);
+	sc.t = &t;
+	uring_set_filter(t.u, nf_filter, &sc);
+	b = lt_append(&t, 4, TS0, LOG_ACKS_ALL);
+	LT_RUN_UNTIL(&t, b->calls > 0);
+	ck_assert_int_eq(sc.seen, 2); /* the rest was resubmitted, and refused */
+	ck_assert_int_eq(b->res, -ENOSPC);
+	ck_assert_int_eq(log_error(t.log), 0);
+	lt_settle(&t);
+	expect_file_ends_at_last_batch(&t);
+	lt_crash(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_cut_and_resume(&t, end);
+	lt_fini(&t);
+}
+END_TEST
+
+/* EDQUOT is the same as ENOSPC. */
+START_TEST(test_nospace_quota)
+{
+	struct lt t;
+	struct lt_app *b;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 2, 2, TS0);
+	lt_inject(&t, "log.write", 0, 1, -EDQUOT);
+	b = lt_append(&t, 2, TS0, LOG_ACKS_ALL);
+	LT_RUN_UNTIL(&t, b->calls > 0);
+	ck_assert_int_eq(b->res, -EDQUOT);
+	expect_cut_and_resume(&t, b->a.base_offset);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Several writes in flight, one refused: the appends before it complete,
+ * it and every later one fail (those written after it too: a gap would
+ * follow them), offsets stay dense, and nothing is delivered twice. */
+START_TEST(test_nospace_later_writes_fail)
+{
+	struct lt t;
+	int k;
+	int64_t end = 0;
+
+	lt_init(&t);
+	t.cfg.flush_mode = LOG_FLUSH_OS; /* no zero-ahead: writes overlap freely */
+	lt_open(&t);
+	lt_inject(&t, "log.write", 1, 1, -ENOSPC);
+	for (int i = 0; i < 6; i++) {
+		lt_append(&t, 1 + i % 3, TS0 + i, LOG_ACKS_LEADER);
+		event_base_loop(t.base, EVLOOP_NONBLOCK); /* one write per turn */
+	}
+	LT_RUN_UNTIL(&t, lt_all_called(&t));
+	ck_assert_int_eq(t.fail_left, 0);
+	for (k = 0; k < t.napps && t.apps[k]->res == 0; k++)
+		end = t.apps[k]->a.base_offset + t.apps[k]->nrec;
+	ck_assert_int_lt(k, 6); /* completions may come in any order */
+	for (int i = 0; i < t.napps; i++) {
+		ck_assert_int_eq(t.apps[i]->calls, 1);
+		if (i >= k)
+			ck_assert_msg(t.apps[i]->res == -ENOSPC, "append %d after the refused "
+				      "write: res %d", i, t.apps[i]->res);
+	}
+	lt_settle(&t);
+	expect_file_ends_at_last_batch(&t);
+	expect_cut_and_resume(&t, end);
+	lt_close(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end + 2);
+	expect_readable(&t, 0, end + 2);
+	lt_fini(&t);
+}
+END_TEST
+
+/* The first write into a rolled segment (its header with it) is refused:
+ * the segment stays, empty, and its next write carries the header again. */
+START_TEST(test_nospace_new_segment)
+{
+	struct lt t;
+	struct lt_app *b;
+	int64_t end;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 1024;
+	lt_open(&t);
+	while (log_segment_count(t.log) < 2)
+		lt_append_sync(&t, 3, TS0);
+	lt_settle(&t);
+	/* Fill up to the next roll, then make the rolling append fail. */
+	int nsegs = log_segment_count(t.log);
+	end = log_end_offset(t.log);
+	for (;;) {
+		b = lt_app_new(&t, 3, TS0, LOG_ACKS_ALL);
+		lt_inject(&t, "log.write", 0, 1, -ENOSPC);
+		ck_assert_int_eq(lt_try_append(&t, b), 0);
+		if (log_segment_count(t.log) > nsegs)
+			break;
+		lt_inject(&t, NULL, 0, 0, 0);
+		LT_RUN_UNTIL(&t, b->calls > 0);
+		ck_assert_int_eq(b->res, 0);
+		end = log_end_offset(t.log);
+	}
+	LT_RUN_UNTIL(&t, b->calls > 0);
+	ck_assert_int_eq(b->res, -ENOSPC);
+	ck_assert_int_eq(log_segment_count(t.log), nsegs + 1);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	lt_settle(&t);
+	expect_file_ends_at_last_batch(&t);
+	expect_cut_and_resume(&t, end);
+	lt_crash(&t);
+	lt_open(&t);
+	expect_readable(&t, 0, end + 2);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A refused write in one segment while appends rolled into new segments:
+ * those segments go (files too), the old one is active again, and later
+ * appends roll anew at the right offsets. */
+START_TEST(test_nospace_rolled_segments_removed)
+{
+	struct lt t;
+	int64_t bases[MAX_SEGS];
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 1024;
+	lt_open(&t);
+	lt_append_sync(&t, 1, TS0);
+	/* Every write refused: completions come in any order across files. */
+	lt_inject(&t, "log.write", 0, 1000, -ENOSPC);
+	for (int i = 0; i < 12; i++)
+		lt_append(&t, 3, TS0, LOG_ACKS_ALL);
+	ck_assert_int_ge(log_segment_count(t.log), 3);
+	LT_RUN_UNTIL(&t, lt_all_called(&t));
+	lt_settle(&t);
+	for (int i = 1; i < t.napps; i++) {
+		ck_assert_int_eq(t.apps[i]->calls, 1);
+		ck_assert_int_eq(t.apps[i]->res, -ENOSPC);
+	}
+	ck_assert_int_eq(log_segment_count(t.log), 1);
+	ck_assert_int_eq(lt_seg_bases(&t, bases, MAX_SEGS), 1);
+	expect_file_ends_at_last_batch(&t);
+	lt_inject(&t, NULL, 0, 0, 0); /* space freed */
+	expect_cut_and_resume(&t, 1);
+	int first = t.napps;
+	for (int i = 0; i < 12; i++)
+		lt_append(&t, 3, TS0, LOG_ACKS_ALL);
+	LT_RUN_UNTIL(&t, lt_all_called(&t));
+	expect_apps_ok(&t, first);
+	ck_assert_int_ge(log_segment_count(t.log), 3);
+	expect_readable(&t, 0, log_end_offset(t.log));
+	int64_t end = log_end_offset(t.log);
+	lt_close(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_readable(&t, 0, end);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Zero-ahead that finds no room just stops: appends go on. */
+START_TEST(test_nospace_zero_ahead)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 16 << 20; /* room for zero-ahead */
+	lt_open(&t);
+	lt_inject(&t, "log.zero", 0, 1000, -ENOSPC);
+	fill(&t, 10, 2, TS0);
+	lt_settle(&t);
+	ck_assert_int_ge(lt_count(&t, 0, "log.zero"), 1);
+	ck_assert_int_eq(log_error(t.log), 0);
+	fill(&t, 10, 2, TS0 + 5000);
+	expect_readable(&t, 0, log_end_offset(t.log));
+	lt_fini(&t);
+}
+END_TEST
+
+/* A seal whose index files find no room is retried (after ~1 s): the log
+ * is not failed, and the acks=all appends in the new segment, which wait
+ * for the seal's directory fsync, complete once it went through. */
+START_TEST(test_nospace_seal_index)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = 1024;
+	lt_open(&t);
+	lt_append_sync(&t, 3, TS0);
+	lt_inject(&t, "log.index.write", 0, 1, -ENOSPC);
+	while (log_segment_count(t.log) < 2)
+		lt_append_sync(&t, 3, TS0);
+	ck_assert_int_eq(t.fail_left, 0);
+	ck_assert_int_eq(log_error(t.log), 0);
+	ck_assert_int_ge(lt_count(&t, 0, "log.index.write"), 2); /* retried */
+	int64_t end = log_end_offset(t.log);
+	ck_assert_int_eq(log_durable_offset(t.log), end);
+	lt_close(&t);
+	lt_open(&t);
+	expect_readable(&t, 0, end);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A checkpoint that finds no room is skipped, not fatal; the next works. */
+START_TEST(test_nospace_checkpoint)
+{
+	struct lt t;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 3, 3, TS0);
+	lt_inject(&t, "log.checkpoint.write", 0, 1, -ENOSPC);
+	log_checkpoint(t.log);
+	lt_settle(&t);
+	ck_assert_int_eq(t.fail_left, 0);
+	ck_assert_int_eq(log_error(t.log), 0);
+	fill(&t, 3, 3, TS0);
+	int64_t end = log_end_offset(t.log);
+	lt_close(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_readable(&t, 0, end);
+	lt_fini(&t);
+}
+END_TEST
+
+/* ENOSPC from an fdatasync is not a refused write: the page cache may
+ * have dropped data it had accepted, so the log fails for good and no
+ * later fsync acknowledges anything written before (fsyncgate). */
+START_TEST(test_nospace_fsync_is_fatal)
+{
+	struct lt t;
+	struct lt_app *b, *d;
+	int64_t durable;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 3, 3, TS0);
+	durable = log_end_offset(t.log);
+	lt_inject(&t, "log.fsync", 0, 1, -ENOSPC);
+	b = lt_append(&t, 2, TS0, LOG_ACKS_ALL);
+	LT_RUN_UNTIL(&t, b->calls > 0);
+	ck_assert_int_eq(b->res, -ENOSPC);
+	ck_assert_int_eq(log_error(t.log), -ENOSPC);
+	d = lt_app_new(&t, 1, TS0, LOG_ACKS_ALL);
+	ck_assert_int_eq(lt_try_append(&t, d), -EROFS);
+	lt_settle(&t);
+	ck_assert_int_eq(log_durable_offset(t.log), durable);
+	ck_assert_int_eq(log_high_watermark(t.log), durable);
+	ck_assert_int_eq(b->calls, 1);
+	expect_readable(&t, 0, durable);
+	lt_fini(&t);
+}
+END_TEST
+
 Suite *log_suite(void)
 {
 	Suite *s = suite_create("log");
@@ -2297,6 +2690,20 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_zero_ahead_roll);
 	tcase_add_test(tc, test_zero_ahead_waits);
 	tcase_add_test(tc, test_zero_ahead_not_for_os);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("disk-full");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_nospace_write);
+	tcase_add_test(tc, test_nospace_short_write);
+	tcase_add_test(tc, test_nospace_quota);
+	tcase_add_test(tc, test_nospace_later_writes_fail);
+	tcase_add_test(tc, test_nospace_new_segment);
+	tcase_add_test(tc, test_nospace_rolled_segments_removed);
+	tcase_add_test(tc, test_nospace_zero_ahead);
+	tcase_add_test(tc, test_nospace_seal_index);
+	tcase_add_test(tc, test_nospace_checkpoint);
+	tcase_add_test(tc, test_nospace_fsync_is_fatal);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("index");
