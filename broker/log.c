@@ -237,6 +237,7 @@ void log_config_defaults(struct log_config *cfg)
 	cfg->flush_interval_ms = 1000;
 	cfg->flush_bytes = -1;
 	cfg->index_interval_bytes = 4096;
+	cfg->timestamp_after_max_ms = 3600 * 1000;
 }
 
 /* --- context and fd cache ------------------------------------------------ */

@@ -42,6 +42,9 @@ struct log_config {
 	int64_t flush_bytes;          /* LOG_FLUSH_INTERVAL: also sync after this
 	                                 many unsynced bytes; -1 off */
 	int32_t index_interval_bytes; /* bytes between sparse index entries */
+	int64_t timestamp_after_max_ms; /* produce: largest record timestamp
+	                                   ahead of the broker clock; -1 off.
+	                                   Checked by request.c, not here. */
 };
 
 /* Defaults: 1 GiB / 7 days segments, 7 days retention, flush always. */
