@@ -284,6 +284,62 @@ START_TEST(backward_step_still_expires)
 }
 END_TEST
 
+/* Timers run on the monotonic clock: after a backward step of the wall
+ * clock a long poll and an idle connection still end within seconds (not a
+ * day later), and a forward step does not end them early. */
+START_TEST(timers_ignore_wall_steps)
+{
+	Brokerd__Response *r;
+	int fd, lp, idle;
+
+	ft_init();
+	tb_set(&b, "idle.timeout.ms=3s");
+	tb_start(&b);
+	fd = tc_connect(b.port);
+	expect_broker_offset(fd, "probe0", 0);
+	create(fd, "t", NULL, 0);
+
+	/* Backward: a 1.5 s long poll and a 3 s idle timeout still fire. */
+	lp = tc_connect(b.port);
+	idle = tc_connect(b.port);
+	ck_assert_int_eq(tc_send_fetch(lp, 1, "t", 0, 0, 1 << 20, 1500, 1), 0);
+	ft_set("-1d");
+	expect_broker_offset(fd, "probe1", -DAY_MS);
+	ck_assert_msg(tc_readable(lp, 15000), "a long poll outlived a -1 d wall-clock step");
+	r = tc_recv(lp);
+	ck_assert_ptr_nonnull(r);
+	TC_OK(r);
+	ck_assert_uint_eq(r->fetch->records.len, 0);
+	tc_free(r);
+	ck_assert_msg(tc_readable(idle, 15000) && tc_closed(idle),
+		      "an idle connection outlived a -1 d wall-clock step");
+	close(idle);
+
+	/* Forward: a 3 s long poll and a fresh idle connection are not ended
+	 * by the step (1 s after it they still wait), then end as due. */
+	close(fd); /* idle too long: the broker closes them */
+	close(lp);
+	fd = tc_connect(b.port);
+	lp = tc_connect(b.port);
+	idle = tc_connect(b.port);
+	ck_assert_int_eq(tc_send_fetch(lp, 2, "t", 0, 0, 1 << 20, 3000, 1), 0);
+	ft_set("+30d");
+	expect_broker_offset(fd, "probe2", 30 * DAY_MS);
+	ck_assert_msg(!tc_readable(lp, 1000), "a +30 d wall-clock step ended a long poll");
+	ck_assert_msg(!tc_readable(idle, 100), "a +30 d wall-clock step closed an idle connection");
+	ck_assert_msg(tc_readable(lp, 15000), "the long poll never ended");
+	r = tc_recv(lp);
+	ck_assert_ptr_nonnull(r);
+	TC_OK(r);
+	tc_free(r);
+	close(idle);
+	close(lp);
+	close(fd);
+	ck_assert_int_eq(tb_stop(&b), 0);
+	ck_assert(!tb_log_contains(&b, "AddressSanitizer"));
+}
+END_TEST
+
 /* Record timestamps too far in the future are refused, naming the
  * timestamp and the bound; within the bound, or with the bound off, they
  * are accepted.  No faketime: this is the producer's clock. */
@@ -345,6 +401,7 @@ Suite *clock_suite(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, forward_step_keeps_segments);
 	tcase_add_test(tc, backward_step_still_expires);
+	tcase_add_test(tc, timers_ignore_wall_steps);
 	tcase_add_test(tc, future_timestamps_bounded);
 	suite_add_tcase(s, tc);
 	return s;
