@@ -147,6 +147,13 @@ static const struct config_desc descs[] = {
 	  .def = "-1", .section = "retention",
 	  .help = "Delete the oldest segments while a partition is larger "
 		  "than this (-1: no size limit)." },
+	{ .name = "message.timestamp.after.max.ms", .type = CT_DURATION,
+	  TFIELD_NEG1(timestamp_after_max_ms), .min = 0, .max = INT64_MAX,
+	  .def = "1h", .section = "retention",
+	  .help = "Reject a produce whose largest record timestamp is further "
+		  "than this ahead of the broker's clock, so one producer with "
+		  "a bad clock cannot pin segments against time retention or "
+		  "skew time lookups (-1: no bound)." },
 	{ .name = "retention.check.interval.ms", .type = CT_DURATION,
 	  BFIELD(retention_check_interval_ms), .min = 100, .max = DAY,
 	  .def = "60s", .section = "retention",

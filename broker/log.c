@@ -96,6 +96,8 @@ struct log_ctx {
 	struct log_ctx_opts opts;
 	TAILQ_HEAD(seg_lru_head, segment) lru; /* sealed, open, unreferenced; MRU first */
 	int nopen;
+	int64_t ret_wall0;     /* the retention clock: wall at creation ... */
+	int64_t ret_mono0;     /* ... plus monotonic time elapsed since */
 };
 
 struct cursor {
@@ -260,6 +262,7 @@ void log_config_defaults(struct log_config *cfg)
 	cfg->flush_interval_ms = 1000;
 	cfg->flush_bytes = -1;
 	cfg->index_interval_bytes = 4096;
+	cfg->timestamp_after_max_ms = 3600 * 1000;
 }
 
 /* --- context and fd cache ------------------------------------------------ */
@@ -280,6 +283,8 @@ int log_ctx_new(struct uring *u, const struct log_ctx_opts *opts, struct log_ctx
 		ctx->opts.clock.wall_ms = sys_wall_ms;
 	if (ctx->opts.clock.mono_ms == NULL)
 		ctx->opts.clock.mono_ms = sys_mono_ms;
+	ctx->ret_wall0 = ctx->opts.clock.wall_ms(ctx->opts.clock.arg);
+	ctx->ret_mono0 = ctx->opts.clock.mono_ms(ctx->opts.clock.arg);
 	TAILQ_INIT(&ctx->lru);
 	*out = ctx;
 	return 0;
@@ -288,6 +293,11 @@ int log_ctx_new(struct uring *u, const struct log_ctx_opts *opts, struct log_ctx
 void log_ctx_free(struct log_ctx *ctx)
 {
 	free(ctx);
+}
+
+int64_t log_ctx_retention_ms(const struct log_ctx *ctx)
+{
+	return ctx->ret_wall0 + ctx->opts.clock.mono_ms(ctx->opts.clock.arg) - ctx->ret_mono0;
 }
 
 int log_ctx_open_segments(const struct log_ctx *ctx)
@@ -2005,7 +2015,11 @@ int log_retention_run(struct log *l)
 				break;
 			int64_t max_ts = s->idx.max_ts;
 			seg_release(l->ctx, s);
-			expired = max_ts != INT64_MIN && wall_ms(l) - max_ts > l->cfg.retention_ms;
+			/* The retention clock, not the wall clock: a wall-clock
+			 * step while running neither mass-expires segments
+			 * (forward) nor freezes retention (backward). */
+			expired = max_ts != INT64_MIN &&
+				  log_ctx_retention_ms(l->ctx) - max_ts > l->cfg.retention_ms;
 		}
 		if (!expired)
 			break;

@@ -42,13 +42,18 @@ struct log_config {
 	int64_t flush_bytes;          /* LOG_FLUSH_INTERVAL: also sync after this
 	                                 many unsynced bytes; -1 off */
 	int32_t index_interval_bytes; /* bytes between sparse index entries */
+	int64_t timestamp_after_max_ms; /* produce: largest record timestamp
+	                                   ahead of the broker clock; -1 off.
+	                                   Checked by request.c, not here. */
 };
 
 /* Defaults: 1 GiB / 7 days segments, 7 days retention, flush always. */
 void log_config_defaults(struct log_config *cfg);
 
-/* Clock seam: wall time (timestamps, retention) and monotonic time
- * (segment age, intervals), both in ms.  Tests inject their own. */
+/* Clock seam: wall time (append timestamps; read once more at context
+ * creation as the base of the retention clock) and monotonic time
+ * (segment age, intervals, retention clock), both in ms.  Tests inject
+ * their own. */
 struct log_clock {
 	int64_t (*wall_ms)(void *arg);
 	int64_t (*mono_ms)(void *arg);
@@ -67,6 +72,13 @@ struct log_ctx_opts {
 int log_ctx_new(struct uring *u, const struct log_ctx_opts *opts,
 		struct log_ctx **out);
 void log_ctx_free(struct log_ctx *ctx);
+
+/* The retention clock, ms since the epoch: the wall clock read when the
+ * context was created plus the monotonic time elapsed since.  Time
+ * retention measures record age with it, so a wall-clock step while the
+ * broker runs (NTP, an operator) does not move it; a restart re-reads the
+ * wall clock.  See docs/storage.md, "The retention clock". */
+int64_t log_ctx_retention_ms(const struct log_ctx *ctx);
 
 /* Sealed segments currently holding an open fd (for tests and metrics). */
 int log_ctx_open_segments(const struct log_ctx *ctx);
@@ -200,7 +212,8 @@ void log_set_hw_cb(struct log *log, void (*cb)(struct log *, void *), void *arg)
 /* --- maintenance ----------------------------------------------------------- */
 
 /* Delete the segments that retention expires: oldest first, never the
- * active one; by age (newest record older than retention.ms) and by size
+ * active one; by age (newest record timestamp older than retention.ms by
+ * the retention clock, log_ctx_retention_ms) and by size
  * (while the log minus the oldest segment is still at least
  * retention.bytes, the rule Kafka uses).
  * Unlinks asynchronously; readers holding a slice keep their segment.

@@ -97,6 +97,15 @@ _Static_assert(SNAP_PART_FIXED == 4 + 8 + 8 + 2, "snapshot partition layout");
 _Static_assert(OFS_GROUP_MAX <= UINT16_MAX && OFS_METADATA_MAX <= UINT16_MAX,
 	       "lengths are u16 on disk");
 
+/* A deleted topic's commits still in flight: records for `topic` below
+ * log offset `upto` are not applied (their tombstones follow them in the
+ * log).  Dropped once everything below `upto` is applied. */
+struct fence {
+	char *topic;            /* owned */
+	size_t len;
+	int64_t upto;
+};
+
 /* One committed offset. */
 struct part {
 	uint32_t partition;
@@ -153,6 +162,9 @@ struct offsets {
 	int64_t applied;        /* inv. 1: the table holds the log below it */
 	int64_t snap_covered;   /* offset the durable snapshot covers; -1 none */
 	struct snap_io snap;
+	LIST_HEAD(, ofs_op) inflight; /* commits and deletes not yet durable */
+	struct fence *fences;   /* topics deleted while commits were in flight */
+	size_t nfences;
 };
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
@@ -589,6 +601,10 @@ static int apply_record(struct offsets *o, const struct batch_record *r, const c
 		*why = "bad value";
 		return -EINVAL;
 	}
+	for (size_t i = 0; i < o->nfences; i++)
+		if (r->offset < o->fences[i].upto && o->fences[i].len == tlen &&
+		    memcmp(o->fences[i].topic, topic, tlen) == 0)
+			return 0; /* the topic was deleted after this commit */
 	table_set(o, group, glen, topic, tlen, partition, offset, time_ms,
 		  (const char *)v + OFS_VALUE_FIXED, mlen);
 	return 0;
@@ -622,12 +638,30 @@ static int apply_batch(struct offsets *o, const uint8_t *buf, size_t len, int64_
 
 /* --- appending ------------------------------------------------------------- */
 
+/* Forget the fences every commit they guard has passed (applied or failed:
+ * a failed append is never applied, and later ones are at higher offsets). */
+static void fences_drop(struct offsets *o)
+{
+	size_t k = 0;
+	int64_t end = LIST_EMPTY(&o->inflight) ? INT64_MAX : o->applied;
+
+	for (size_t i = 0; i < o->nfences; i++) {
+		if (o->fences[i].upto <= end) {
+			free(o->fences[i].topic);
+			continue;
+		}
+		o->fences[k++] = o->fences[i];
+	}
+	o->nfences = k;
+}
+
 /* A commit's batch is durable (res 0: apply it, inv. 1) or failed. */
 static void on_append(struct log_append *a, int res)
 {
 	struct ofs_op *op = a->arg;
 	struct offsets *o = op->o;
 
+	LIST_REMOVE(op, inflight);
 	if (res == 0) {
 		const char *why = NULL;
 		int64_t next = 0;
@@ -638,6 +672,7 @@ static void on_append(struct log_append *a, int res)
 		assert(next > o->applied); /* callbacks come in offset order */
 		o->applied = next;
 	}
+	fences_drop(o);
 	free(op->buf);
 	op->buf = NULL;
 	op->buflen = 0;
@@ -656,8 +691,10 @@ static int submit(struct offsets *o, struct ofs_op *op, uint8_t *buf, size_t len
 	op->app = (struct log_append){ .buf = buf, .len = len, .acks = LOG_ACKS_ALL,
 				       .cb = on_append, .arg = op };
 	fp_hit("ofs.commit.append", NULL); /* nothing written yet */
+	LIST_INSERT_HEAD(&o->inflight, op, inflight);
 	rc = log_append(o->log, &op->app);
 	if (rc < 0) {
+		LIST_REMOVE(op, inflight);
 		free(buf);
 		op->buf = NULL;
 		op->buflen = 0;
@@ -770,10 +807,13 @@ static void tombs_flush(struct tombs *t)
 		t->rc = submit_internal(t->o, buf, len);
 }
 
-static void tombs_add(struct tombs *t, const struct group *g, const struct tp *tp)
+static void tombs_key(struct tombs *t, const char *group, size_t glen, const char *topic,
+		      size_t tlen, uint32_t partition)
 {
-	size_t klen = OFS_KEY_FIXED + g->len + tp->len;
+	size_t klen = OFS_KEY_FIXED + glen + tlen;
 
+	if (t->rc < 0)
+		return;
 	if (klen > t->keycap) {
 		uint8_t *k = realloc(t->key, klen);
 		if (k == NULL) {
@@ -783,16 +823,51 @@ static void tombs_add(struct tombs *t, const struct group *g, const struct tp *t
 		t->key = k;
 		t->keycap = klen;
 	}
-	for (size_t i = 0; i < tp->n && t->rc == 0; i++) {
-		if (batch_builder_count(&t->b) > 0 &&
-		    batch_builder_size(&t->b) + klen + 32 > OFS_CHUNK_BYTES)
-			tombs_flush(t);
-		if (t->rc < 0)
-			return;
-		key_encode(t->key, g->name, g->len, tp->name, tp->len, tp->parts[i].partition);
-		t->rc = batch_builder_add(&t->b, t->now, t->key, (int32_t)klen, NULL, -1, NULL, 0);
-		t->count++;
+	if (batch_builder_count(&t->b) > 0 &&
+	    batch_builder_size(&t->b) + klen + 32 > OFS_CHUNK_BYTES)
+		tombs_flush(t);
+	if (t->rc < 0)
+		return;
+	key_encode(t->key, group, glen, topic, tlen, partition);
+	t->rc = batch_builder_add(&t->b, t->now, t->key, (int32_t)klen, NULL, -1, NULL, 0);
+	t->count++;
+}
+
+static void tombs_add(struct tombs *t, const struct group *g, const struct tp *tp)
+{
+	for (size_t i = 0; i < tp->n && t->rc == 0; i++)
+		tombs_key(t, g->name, g->len, tp->name, tp->len, tp->parts[i].partition);
+}
+
+/* Tombstones for the records of `topic` in the commits still in flight:
+ * they are written after those commits, so a replay ends without them.
+ * Returns true if there was any. */
+static bool tombs_inflight(struct tombs *t, const char *topic, size_t tlen)
+{
+	struct ofs_op *op;
+	bool any = false;
+
+	LIST_FOREACH(op, &t->o->inflight, inflight) {
+		struct batch_iter it;
+		struct batch_record r;
+
+		if (batch_iter_init(&it, op->buf, op->buflen) < 0)
+			continue; /* cannot happen: we built it */
+		while (batch_iter_next(&it, &r) == 1 && t->rc == 0) {
+			const uint8_t *k = r.key;
+			size_t glen, klen = r.key_len > 0 ? (size_t)r.key_len : 0;
+			if (r.value == NULL || klen < OFS_KEY_FIXED)
+				continue; /* a tombstone, or not ours */
+			glen = get_le16(k + 1);
+			if (OFS_KEY_FIXED + glen + tlen != klen || get_le16(k + 3 + glen) != tlen ||
+			    memcmp(k + 5 + glen, topic, tlen) != 0)
+				continue;
+			tombs_key(t, (const char *)k + 3, glen, topic, tlen,
+				  get_le32(k + 5 + glen + tlen));
+			any = true;
+		}
 	}
+	return any;
 }
 
 static void tombs_fini(struct tombs *t)
@@ -837,6 +912,7 @@ int ofs_delete_topic(struct offsets *o, const char *topic)
 {
 	struct tombs t = { .o = o, .now = wall_ms() };
 	size_t tlen;
+	bool fence;
 
 	if (!topic_valid(topic, &tlen))
 		return -EINVAL;
@@ -853,8 +929,15 @@ int ofs_delete_topic(struct offsets *o, const char *topic)
 		if (found)
 			tombs_add(&t, g, g->tps[k]);
 	}
+	fence = tombs_inflight(&t, topic, tlen);
 	tombs_flush(&t);
 	tombs_fini(&t);
+	if (t.rc == 0 && fence) {
+		/* Everything appended so far is below the log end. */
+		o->fences = xrealloc(o->fences, (o->nfences + 1) * sizeof(*o->fences));
+		o->fences[o->nfences++] = (struct fence){ xmemdup(topic, tlen), tlen,
+							  log_end_offset(o->log) };
+	}
 	if (t.rc == 0)
 		table_del_topic(o, topic, tlen);
 	if (t.rc < 0)
@@ -1422,6 +1505,7 @@ int ofs_open(const char *data_dir, struct log_ctx *ctx, struct offsets **out)
 	o->dirfd = -1;
 	o->snap.fd = -1;
 	o->snap_covered = -1;
+	LIST_INIT(&o->inflight);
 	o->u = log_ctx_uring(ctx);
 	if (asprintf(&o->dir, "%s/%s", data_dir, OFS_DIR_NAME) < 0) {
 		o->dir = NULL;
@@ -1489,6 +1573,9 @@ int ofs_close(struct offsets *o)
 			rc = rc2;
 	}
 	table_free(o);
+	for (size_t i = 0; i < o->nfences; i++)
+		free(o->fences[i].topic);
+	free(o->fences);
 	close(o->dirfd);
 	free(o->dir);
 	free(o);

@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "broker/log.h"
 
@@ -53,6 +54,7 @@ struct ofs_op {
 	struct log_append app;
 	uint8_t *buf;
 	size_t buflen;
+	LIST_ENTRY(ofs_op) inflight; /* appended, not yet durable */
 };
 
 /* Open (creating if needed) the store under data_dir, load the snapshot
@@ -76,7 +78,10 @@ int ofs_commit(struct offsets *o, const char *group,
 int ofs_delete_group(struct offsets *o, const char *group, struct ofs_op *op);
 
 /* Forget every offset of `topic` in every group (the topic was deleted):
- * at once in memory, durably in the background (nobody waits).  A crash
+ * at once in memory, durably in the background (nobody waits).  Commits
+ * still in flight for the topic are covered too: they get tombstones after
+ * them in the log and are not applied when they complete, so a topic
+ * recreated under the same name never inherits an old offset.  A crash
  * before the tombstones are durable brings the offsets back, so start-up
  * calls this for every topic that no longer exists.  Returns 0 or -errno. */
 int ofs_delete_topic(struct offsets *o, const char *topic);

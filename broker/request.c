@@ -557,6 +557,33 @@ static struct topic *produce_topic(struct req *r, const char *name)
 	return t;
 }
 
+/* The batch's largest timestamp is at most message.timestamp.after.max.ms
+ * ahead of the broker clock: the later of the wall clock and the retention
+ * clock, so a wall-clock step of the broker in either direction does not
+ * turn producers with a correct clock away.  Returns true if it is (or the
+ * header does not decode: log_append then names what is wrong); else r is
+ * answered INVALID_RECORD_BATCH naming the timestamp and the bound. */
+static bool produce_ts_ok(struct req *r, const struct topic *t, Brokerd__ProduceRequest *q,
+			  uint32_t p)
+{
+	int64_t bound = topic_config(t)->timestamp_after_max_ms;
+	int64_t now = broker_wall_ms(), ret = log_ctx_retention_ms(r->b->ctx);
+	struct batch_header h;
+
+	if (bound < 0 || batch_header_decode(q->records.data, q->records.len, &h) < 0)
+		return true;
+	if (ret > now)
+		now = ret;
+	if (h.max_timestamp <= now || h.max_timestamp - now <= bound)
+		return true;
+	req_fail(r, BROKERD__ERROR_CODE__INVALID_RECORD_BATCH,
+		 "produce to '%s' partition %u rejected: record timestamp %lld is %lld ms ahead "
+		 "of the broker clock %lld, more than message.timestamp.after.max.ms = %lld",
+		 q->topic, p, (long long)h.max_timestamp, (long long)(h.max_timestamp - now),
+		 (long long)now, (long long)bound);
+	return false;
+}
+
 static void op_produce(struct req *r, Brokerd__ProduceRequest *q)
 {
 	struct topic *t;
@@ -589,7 +616,7 @@ static void op_produce(struct req *r, Brokerd__ProduceRequest *q)
 		break;
 	}
 	l = need_partition(r, t, p);
-	if (l == NULL)
+	if (l == NULL || !produce_ts_ok(r, t, q, p))
 		return;
 	r->partition = p;
 	r->app = (struct log_append){

@@ -7,9 +7,10 @@ set -eu
 
 # python3-protobuf and protobuf-compiler: a test decodes fetch responses with
 # another language's protobuf library, as a non-C client would.
+# faketime (libfaketime): check_clock steps brokerd's wall clock while it runs.
 # redis-server, redis-tools, libhiredis-dev: make bench runs the peer script
 # (../shared/peers/redis_bench.sh) beside our wire benchmark.
-build="gcc make pkg-config libevent-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler check libisal-dev python3 python3-protobuf protobuf-compiler"
+build="gcc make pkg-config libevent-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler check libisal-dev python3 python3-protobuf protobuf-compiler faketime"
 bench="fio redis-server redis-tools libhiredis-dev"
 case "${1:-build}" in
   build) want="$build" ;;

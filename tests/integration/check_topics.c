@@ -32,6 +32,7 @@ static const struct {
 	{ "index.interval.bytes", "4096" }, { "flush.mode", "always" },
 	{ "flush.interval.ms", "1000" },   { "flush.bytes", "-1" },
 	{ "retention.ms", "604800000" },   { "retention.bytes", "-1" },
+	{ "message.timestamp.after.max.ms", "3600000" },
 };
 #define NKEYS (sizeof(topic_keys) / sizeof(topic_keys[0]))
 

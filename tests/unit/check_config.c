@@ -79,6 +79,7 @@ static void expect_log_config_eq(const struct log_config *a,
 	ck_assert_int_eq(a->flush_interval_ms, b->flush_interval_ms);
 	ck_assert_int_eq(a->flush_bytes, b->flush_bytes);
 	ck_assert_int_eq(a->index_interval_bytes, b->index_interval_bytes);
+	ck_assert_int_eq(a->timestamp_after_max_ms, b->timestamp_after_max_ms);
 }
 
 /* Set one key on fresh defaults; returns config_set's rc. */
@@ -775,7 +776,7 @@ START_TEST(test_topic_each_round_trip)
 	ck_assert_int_eq(config_topic_set(&a, "flush.bytes", "1M", err,
 					  sizeof(err)), 0);
 	config_topic_each(&a, collect_fn, &col);
-	ck_assert_int_eq(col.n, 8);
+	ck_assert_int_eq(col.n, 9);
 	memset(&b, 0, sizeof(b));
 	for (int i = 0; i < col.n; i++)
 		ck_assert_msg(config_topic_set(&b, col.keys[i], col.values[i],

@@ -642,6 +642,17 @@ static void expect_seg_files(const struct lt *t, int64_t base, bool present)
 	}
 }
 
+/* Advance (or move back) real time by setting the retention clock to ms:
+ * the wall and monotonic clocks move together, as they do without a step. */
+static void set_retention_now(struct lt *t, int64_t ms)
+{
+	int64_t d = ms - log_ctx_retention_ms(t->ctx);
+
+	t->wall += d;
+	t->mono += d;
+	ck_assert_int_eq(log_ctx_retention_ms(t->ctx), ms);
+}
+
 START_TEST(test_retention_by_time)
 {
 	struct lt t;
@@ -656,11 +667,11 @@ START_TEST(test_retention_by_time)
 	tab_build(&t);
 	ck_assert_int_ge(tab.nsegs, 4);
 	/* Newest record of segment 0 exactly retention_ms old: kept. */
-	t.wall = seg_max_ts(&t, 0) + 10000;
+	set_retention_now(&t, seg_max_ts(&t, 0) + 10000);
 	ck_assert_int_eq(log_retention_run(t.log), 0);
 	ck_assert_int_eq(log_start_offset(t.log), 0);
 	/* One ms older: segment 0 goes, segment 1 (newer records) stays. */
-	t.wall++;
+	set_retention_now(&t, log_ctx_retention_ms(t.ctx) + 1);
 	ck_assert_int_lt(t.wall - seg_max_ts(&t, 1), 10000 + 1);
 	ck_assert_int_eq(log_retention_run(t.log), 1);
 	ck_assert_int_eq(log_start_offset(t.log), tab.seg_base[1]);
@@ -672,7 +683,7 @@ START_TEST(test_retention_by_time)
 	expect_readable(&t, tab.seg_base[1], end);
 	ck_assert_int_eq(offset_for_time(&t, 0), tab.seg_base[1]);
 	/* Everything old: all but the active segment go. */
-	t.wall = TS0 + (INT64_C(1) << 40);
+	set_retention_now(&t, TS0 + (INT64_C(1) << 40));
 	ck_assert_int_eq(log_retention_run(t.log), tab.nsegs - 2);
 	ck_assert_int_eq(log_segment_count(t.log), 1);
 	ck_assert_int_eq(log_start_offset(t.log), tab.seg_base[tab.nsegs - 1]);
@@ -690,6 +701,38 @@ START_TEST(test_retention_by_time)
 	ck_assert_int_eq(log_start_offset(t.log), tab.seg_base[tab.nsegs - 1]);
 	ck_assert_int_eq(log_end_offset(t.log), end);
 	lt_append_sync(&t, 1, TS0);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Time retention follows the retention clock (wall at start + monotonic
+ * elapsed): a wall-clock step forward expires nothing, a step back does not
+ * stop segments from expiring as monotonic time passes. */
+START_TEST(test_retention_clock_ignores_wall_steps)
+{
+	struct lt t;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	t.cfg.retention_ms = 10000;
+	lt_open(&t);
+	fill(&t, 100, 10, t.wall);
+	tab_build(&t);
+	ck_assert_int_ge(tab.nsegs, 4);
+	/* +30 days on the wall clock only: nothing expires. */
+	t.wall += INT64_C(30) * 24 * 3600 * 1000;
+	ck_assert_int_eq(log_retention_run(t.log), 0);
+	ck_assert_int_eq(log_start_offset(t.log), 0);
+	/* Back by a day (from where it was): still nothing... */
+	t.wall -= INT64_C(31) * 24 * 3600 * 1000;
+	ck_assert_int_eq(log_retention_run(t.log), 0);
+	/* ...until retention.ms of monotonic time has passed since the newest
+	 * record of segment 0: then it goes, wall clock notwithstanding. */
+	t.mono += seg_max_ts(&t, 0) + 10000 - log_ctx_retention_ms(t.ctx);
+	ck_assert_int_eq(log_retention_run(t.log), 0);
+	t.mono += 1;
+	ck_assert_int_eq(log_retention_run(t.log), 1);
+	ck_assert_int_eq(log_start_offset(t.log), tab.seg_base[1]);
 	lt_fini(&t);
 }
 END_TEST
@@ -2644,6 +2687,7 @@ Suite *log_suite(void)
 	tc = tcase_create("retention");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_retention_by_time);
+	tcase_add_test(tc, test_retention_clock_ignores_wall_steps);
 	tcase_add_test(tc, test_retention_by_size);
 	tcase_add_test(tc, test_retention_keeps_held_slice);
 	suite_add_tcase(s, tc);
