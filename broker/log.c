@@ -2066,12 +2066,19 @@ static int cmp_seg(const void *a, const void *b)
  * retention delete interrupted by a crash). */
 static int list_segments(struct log *l)
 {
-	DIR *d = fdopendir(dup(l->dirfd));
+	int fd = dup(l->dirfd);
 	struct dirent *de;
+	DIR *d;
 	int rc = 0;
 
-	if (d == NULL)
-		return -errno;
+	if (fd < 0)
+		return -errno; /* EMFILE: named as such, not as fdopendir's EBADF */
+	d = fdopendir(fd);
+	if (d == NULL) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
 		int64_t base;
@@ -2439,6 +2446,8 @@ static void log_powerloss(void *arg)
 	}
 }
 
+static int remove_dir(int dirfd, const char *dir);
+
 int log_open(struct log_ctx *ctx, const char *dir, const struct log_config *cfg, int flags,
 	     struct log **out)
 {
@@ -2529,6 +2538,14 @@ fail:
 			l->segs[i]->fd = -1;
 		}
 	}
+	if (created && l->dirfd >= 0) {
+		/* Leave no half-made partition behind (e.g. out of descriptors
+		 * midway): it would be an orphan until the next start. */
+		remove_dir(l->dirfd, dir);
+		l->dirfd = -1;
+	} else if (created) {
+		rmdir(dir);
+	}
 	log_free(l);
 	return rc;
 }
@@ -2597,12 +2614,11 @@ int log_close(struct log *l)
 	return rc;
 }
 
-void log_abandon(struct log *l)
+/* Cancel what has not started, wait for what has, fail the waiters. */
+static void log_drain(struct log *l)
 {
 	struct log_append *a;
 
-	if (l == NULL)
-		return;
 	while ((a = TAILQ_FIRST(&l->pending)) != NULL) {
 		TAILQ_REMOVE(&l->pending, a, link);
 		a->cb(a, -ECANCELED);
@@ -2613,31 +2629,31 @@ void log_abandon(struct log *l)
 		TAILQ_REMOVE(&l->waiting, a, link);
 		a->cb(a, -ECANCELED);
 	}
+}
+
+void log_abandon(struct log *l)
+{
+	if (l == NULL)
+		return;
+	log_drain(l);
 	log_free(l);
 }
 
-int log_destroy(struct log *l)
+/* Remove every file of partition directory `dir`, then the directory, and
+ * make that durable.  Takes ownership of dirfd (an fd of `dir`): no new
+ * descriptor is needed, so this works when the process is out of them. */
+static int remove_dir(int dirfd, const char *dir)
 {
-	char *dir = strdup(l->dir);
-	int dirfd = dup(l->dirfd), rc = 0;
 	struct dirent *de;
-	DIR *d;
+	DIR *d = fdopendir(dirfd);
+	int rc = 0;
 
-	log_abandon(l);
-	if (dir == NULL || dirfd < 0) {
-		free(dir);
-		if (dirfd >= 0)
-			close(dirfd);
-		return -ENOMEM;
-	}
-	d = fdopendir(dirfd);
 	if (d == NULL) {
 		rc = -errno;
 		close(dirfd);
-		free(dir);
 		return rc;
 	}
-	rewinddir(d); /* the dup shares the position list_segments left at the end */
+	rewinddir(d); /* list_segments may have left the position at the end */
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
@@ -2649,14 +2665,33 @@ int log_destroy(struct log *l)
 	if (rc == 0 && rmdir(dir) < 0)
 		rc = -errno;
 	if (rc == 0) {
-		char *slash = strrchr(dir, '/');
-		if (slash != NULL) {
+		char *parent = strdup(dir), *slash;
+
+		if (parent == NULL)
+			return -ENOMEM;
+		slash = strrchr(parent, '/');
+		if (slash != NULL)
 			*slash = '\0';
-			fsync_path(*dir ? dir : "/");
-		} else {
-			fsync_path(".");
-		}
+		fsync_path(slash == NULL ? "." : *parent ? parent : "/");
+		free(parent);
 	}
+	return rc;
+}
+
+int log_destroy(struct log *l)
+{
+	char *dir = strdup(l->dir);
+	int dirfd, rc;
+
+	log_drain(l);
+	dirfd = l->dirfd;
+	l->dirfd = -1; /* remove_dir owns it now */
+	log_free(l);
+	if (dir == NULL) {
+		close(dirfd);
+		return -ENOMEM;
+	}
+	rc = remove_dir(dirfd, dir);
 	free(dir);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,7 +119,15 @@ START_TEST(emfile_refuses_cleanly)
 	ck_assert_str_ne(r->error_message, "");
 	printf("emfile: 200 partitions under 256 descriptors: error %d: %s\n", r->error,
 	       r->error_message);
+	ck_assert_ptr_nonnull(strstr(r->error_message, "Too many open files"));
 	tc_free(r);
+	for (int p = 0; p < 200; p++) { /* the refused create left nothing */
+		char path[512];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/huge-%d", b.dir, p);
+		ck_assert_msg(stat(path, &st) < 0, "%s left behind", path);
+	}
 	r = tc_create_topic(adm, "wide", NP);
 	TC_OK(r);
 	tc_free(r);
