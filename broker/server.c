@@ -173,6 +173,16 @@ void srv_req_close_after(struct req *r)
 
 /* --- framing --------------------------------------------------------------- */
 
+int srv_frame_check(const uint8_t *buf, size_t have, int64_t max_request_bytes, uint32_t *len)
+{
+	if (have < 4)
+		return 0;
+	*len = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
+	if ((uint64_t)*len > (uint64_t)max_request_bytes)
+		return -EMSGSIZE;
+	return have - 4 >= *len ? 1 : 0;
+}
+
 /* Queue a request that already failed framing: answered in order, then the
  * connection closes. */
 static void conn_reject(struct conn *c, Brokerd__ErrorCode code,
@@ -204,12 +214,13 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		size_t have = evbuffer_get_length(in);
 		struct req *r;
 		uint8_t *frame;
+		int rc;
 
 		if (have < 4)
 			break;
 		evbuffer_copyout(in, pfx, 4);
-		len = (uint32_t)pfx[0] << 24 | (uint32_t)pfx[1] << 16 | (uint32_t)pfx[2] << 8 | pfx[3];
-		if ((uint64_t)len > (uint64_t)b->cfg.max_request_bytes) {
+		rc = srv_frame_check(pfx, have, b->cfg.max_request_bytes, &len);
+		if (rc == -EMSGSIZE) {
 			char msg[160];
 			snprintf(msg, sizeof(msg),
 				 "request frame of %u bytes exceeds max.request.bytes (%lld)",
@@ -217,7 +228,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			conn_reject(c, BROKERD__ERROR_CODE__FRAME_TOO_LARGE, msg);
 			break;
 		}
-		if (have - 4 < len) {
+		if (rc == 0) {
 			/* Let the buffer fill up to exactly this frame. */
 			bufferevent_setwatermark(bev, EV_READ, 4 + (size_t)len, 0);
 			break;
