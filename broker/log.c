@@ -1166,8 +1166,11 @@ static int bad_load(struct log *l)
 			   &base, &pos, &end, &off, &off_end) != 5)
 			continue;
 		int i = find_seg(l, base);
+		/* off == off_end is a range that hides no offset (the batch
+		 * after it carries on at the same offset): its bytes must
+		 * still never be served. */
 		if (i < 0 || l->segs[i]->base != base || pos >= end || end > l->segs[i]->size ||
-		    off >= off_end)
+		    off > off_end)
 			continue;
 		rc = seg_add_bad(l->segs[i], pos, end, off, off_end);
 	}
