@@ -2083,7 +2083,9 @@ static int recover(struct log *l)
 	rc = recover_from(l, k, pos, off);
 	if (rc < 0)
 		return rc;
-	if (bad_count(l) != nbad) {
+	/* The scan drops the known ranges past its start and records what it
+	 * finds: the list may have changed at the same length. */
+	if (nbad > 0 || bad_count(l) > 0) {
 		rc = bad_save(l);
 		if (rc < 0)
 			return rc;
