@@ -2013,10 +2013,15 @@ static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
 			if (ftruncate(s->fd, (off_t)r.torn_pos) < 0)
 				return -errno;
 		} else if (r.torn_bytes > 0) {
+			/* A segment whose batches already reach the next one's
+			 * base hides no offset with its bad tail; the range must
+			 * not run backwards (the `corrupt` file drops those). */
+			int64_t hide_end = want_next > s->next_offset ? want_next : s->next_offset;
+
 			log_msg(LOGL_ERROR, "%s: corrupt record batch in %s at position %" PRIu64
 				": offsets %" PRId64 "..%" PRId64 " will not be served",
-				l->dir, name, r.torn_pos, s->next_offset, want_next - 1);
-			rc = seg_add_bad(s, r.torn_pos, r.file_size, s->next_offset, want_next);
+				l->dir, name, r.torn_pos, s->next_offset, hide_end - 1);
+			rc = seg_add_bad(s, r.torn_pos, r.file_size, s->next_offset, hide_end);
 			if (rc < 0)
 				return rc;
 		}
