@@ -7,6 +7,8 @@
 #   make run        install deps, build, start brokerd with broker.conf.example
 #   make bench      install deps (+fio), build optimised, run the benchmarks
 #   make torture    install deps, build with ASan+UBSan, long crash tests
+#   make fuzz       build the libFuzzer targets with clang, run each for
+#                   FUZZ_SECONDS (300); `make check` runs each for 20 s
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make SAN=1 ...  any target with AddressSanitizer + UndefinedBehaviorSanitizer
 
@@ -152,9 +154,48 @@ $(B)/bench/%: $(B)/tests/bench/%.o $(LIBBROKER) $(LIBWIRE)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
+# --- fuzzing (tests/fuzz; see docs/operations.md "Fuzzing") ------------------
+# One libFuzzer binary per tests/fuzz/fuzz_<name>.c, built with clang into
+# build/fuzz (every object with -fsanitize=fuzzer-no-link,address,undefined).
+FUZZ_SECONDS       ?= 300
+FUZZ_CHECK_SECONDS ?= 20
+FUZZ_NAMES = $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN   = $(patsubst %,$(B)/fuzz/%,$(FUZZ_NAMES))
+FUZZ_MAKE  = $(MAKE) --no-print-directory B=build/fuzz CC=clang SAN=1 \
+	SANFLAGS='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all'
+
+.PHONY: fuzz fuzz-build fuzz-corpus
+fuzz: deps
+	$(FUZZ_MAKE) fuzz-build
+	tests/fuzz/run.sh build/fuzz $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+fuzz-build: $(FUZZ_BIN) $(B)/fuzz/mkcorpus
+
+# Regenerates the valid seeds of tests/fuzz/corpus/ (checked in).
+fuzz-corpus:
+	$(FUZZ_MAKE) fuzz-build
+	build/fuzz/fuzz/mkcorpus tests/fuzz/corpus
+
+$(filter-out $(B)/fuzz/request,$(FUZZ_BIN)): $(B)/fuzz/%: $(B)/tests/fuzz/fuzz_%.o $(LIBBROKER) $(LIBWIRE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+# The request target answers requests itself (its own srv_req_done), so it
+# links the broker modules without the TCP server.
+$(B)/fuzz/request: $(B)/tests/fuzz/fuzz_request.o \
+		$(filter-out $(B)/broker/server.o,$(BROKER_OBJ)) $(LIBWIRE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/fuzz/mkcorpus: $(B)/tests/fuzz/mkcorpus.o $(LIBBROKER) $(LIBWIRE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
 # --- top-level targets -------------------------------------------------------
 check: deps
 	$(MAKE) --no-print-directory SAN=1 test
+	$(FUZZ_MAKE) fuzz-build
+	tests/fuzz/run.sh build/fuzz $(FUZZ_CHECK_SECONDS) $(FUZZ_NAMES)
 
 test: $(BROKERD) $(CHECK_UNIT) $(LIBCLIENT) $(LIBCLIENT_SO) $(TOOLS) $(CRASHDRV)
 	CK_DEFAULT_TIMEOUT=120 $(CHECK_UNIT)

@@ -1410,8 +1410,11 @@ static int bad_load(struct log *l)
 			   &base, &pos, &end, &off, &off_end) != 5)
 			continue;
 		int i = find_seg(l, base);
+		/* off == off_end is a range that hides no offset (the batch
+		 * after it carries on at the same offset): its bytes must
+		 * still never be served. */
 		if (i < 0 || l->segs[i]->base != base || pos >= end || end > l->segs[i]->size ||
-		    off >= off_end)
+		    off > off_end)
 			continue;
 		rc = seg_add_bad(l->segs[i], pos, end, off, off_end);
 	}
@@ -2310,10 +2313,15 @@ static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
 			if (ftruncate(s->fd, (off_t)r.torn_pos) < 0)
 				return -errno;
 		} else if (r.torn_bytes > 0) {
+			/* A segment whose batches already reach the next one's
+			 * base hides no offset with its bad tail; the range must
+			 * not run backwards (the `corrupt` file drops those). */
+			int64_t hide_end = want_next > s->next_offset ? want_next : s->next_offset;
+
 			log_msg(LOGL_ERROR, "%s: corrupt record batch in %s at position %" PRIu64
 				": offsets %" PRId64 "..%" PRId64 " will not be served",
-				l->dir, name, r.torn_pos, s->next_offset, want_next - 1);
-			rc = seg_add_bad(s, r.torn_pos, r.file_size, s->next_offset, want_next);
+				l->dir, name, r.torn_pos, s->next_offset, hide_end - 1);
+			rc = seg_add_bad(s, r.torn_pos, r.file_size, s->next_offset, hide_end);
 			if (rc < 0)
 				return rc;
 		}
@@ -2380,7 +2388,9 @@ static int recover(struct log *l)
 	rc = recover_from(l, k, pos, off);
 	if (rc < 0)
 		return rc;
-	if (bad_count(l) != nbad) {
+	/* The scan drops the known ranges past its start and records what it
+	 * finds: the list may have changed at the same length. */
+	if (nbad > 0 || bad_count(l) > 0) {
 		rc = bad_save(l);
 		if (rc < 0)
 			return rc;

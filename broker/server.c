@@ -270,6 +270,16 @@ void srv_req_close_after(struct req *r)
 
 /* --- framing --------------------------------------------------------------- */
 
+int srv_frame_check(const uint8_t *buf, size_t have, int64_t max_request_bytes, uint32_t *len)
+{
+	if (have < 4)
+		return 0;
+	*len = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
+	if ((uint64_t)*len > (uint64_t)max_request_bytes)
+		return -EMSGSIZE;
+	return have - 4 >= *len ? 1 : 0;
+}
+
 /* Queue a request that already failed framing: answered in order, then the
  * connection closes. */
 static void conn_reject(struct conn *c, Brokerd__ErrorCode code,
@@ -419,12 +429,13 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		const ProtobufCFieldDescriptor *nul;
 		struct req *r;
 		uint8_t *frame;
+		int rc;
 
 		if (have < 4)
 			break;
 		evbuffer_copyout(in, pfx, 4);
-		len = (uint32_t)pfx[0] << 24 | (uint32_t)pfx[1] << 16 | (uint32_t)pfx[2] << 8 | pfx[3];
-		if ((uint64_t)len > (uint64_t)b->cfg.max_request_bytes) {
+		rc = srv_frame_check(pfx, have, b->cfg.max_request_bytes, &len);
+		if (rc == -EMSGSIZE) {
 			char msg[160];
 			snprintf(msg, sizeof(msg),
 				 "request frame of %u bytes exceeds max.request.bytes (%lld)",

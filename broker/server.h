@@ -32,6 +32,7 @@
 #define BROKER_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define CONN_MAX_INFLIGHT   1024
 #define CONN_INFLIGHT_BYTES (8u << 20)
@@ -56,6 +57,13 @@ int srv_port(const struct server *s);
  * call done(arg) once every accepted request is answered and its response
  * written (or the connection is gone). */
 void srv_shutdown(struct server *s, void (*done)(void *arg), void *arg);
+
+/* Framing, without side effects (the fuzz seam of conn_read): `buf` holds
+ * the first `have` bytes buffered on a connection.  Returns 1 when a whole
+ * frame of 4 + *len bytes is there, 0 when more bytes are needed (*len set
+ * once the 4-byte big-endian prefix is there), -EMSGSIZE when *len exceeds
+ * max_request_bytes (the frame is refused before anything is allocated). */
+int srv_frame_check(const uint8_t *buf, size_t have, int64_t max_request_bytes, uint32_t *len);
 
 /* Called by the request module when r's response is complete (or, for
  * acks=none, when r needs none): flushes every finished request at the

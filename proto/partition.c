@@ -20,10 +20,10 @@ uint32_t part_murmur2(const void *key, size_t len)
 	switch (len & 3) {
 	case 3:
 		h ^= (uint32_t)p[i + 2] << 16;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 2:
 		h ^= (uint32_t)p[i + 1] << 8;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 1:
 		h ^= p[i];
 		h *= m;

@@ -10,7 +10,9 @@ set -eu
 # faketime (libfaketime): check_clock steps brokerd's wall clock while it runs.
 # redis-server, redis-tools, libhiredis-dev: make bench runs the peer script
 # (../shared/peers/redis_bench.sh) beside our wire benchmark.
-build="gcc make pkg-config libevent-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler check libisal-dev python3 python3-protobuf protobuf-compiler faketime"
+# clang, libclang-rt-14-dev: the libFuzzer targets (make fuzz, make check)
+# are built with clang -fsanitize=fuzzer,address,undefined.
+build="gcc make pkg-config libevent-dev liburing-dev libprotobuf-c-dev protobuf-c-compiler check libisal-dev python3 python3-protobuf protobuf-compiler clang libclang-rt-14-dev faketime"
 bench="fio redis-server redis-tools libhiredis-dev"
 case "${1:-build}" in
   build) want="$build" ;;

@@ -184,10 +184,10 @@ static int32_t kafka_murmur2(const void *key, size_t len)
 	switch (len % 4) {
 	case 3:
 		h ^= (uint32_t)data[(len & ~(size_t)3) + 2] << 16;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 2:
 		h ^= (uint32_t)data[(len & ~(size_t)3) + 1] << 8;
-		/* fall through */
+		__attribute__((fallthrough));
 	case 1:
 		h ^= data[len & ~(size_t)3];
 		h *= m;

@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,20 @@ int tb_try_start(struct tb *b)
 	return start(b, 1);
 }
 
+/* brokerd is built with ASan+UBSan in `make check`: LeakSanitizer reports
+ * what is still allocated at exit, and any sanitizer report goes to the
+ * log.  Fail the test on one (a leak only shows when brokerd exits by
+ * itself, so tb_cleanup stops it with SIGTERM rather than SIGKILL). */
+static void check_sanitizers(const struct tb *b)
+{
+	static const char *const reports[] = { "ERROR: LeakSanitizer", "ERROR: AddressSanitizer",
+					       "runtime error:" };
+
+	for (size_t i = 0; i < sizeof(reports) / sizeof(reports[0]); i++)
+		if (tb_log_contains(b, reports[i]))
+			ck_abort_msg("brokerd: sanitizer report (%s) in %s", reports[i], b->log);
+}
+
 static int wait_exit(struct tb *b)
 {
 	int st = 0;
@@ -145,6 +160,7 @@ static int wait_exit(struct tb *b)
 		pid_t p = waitpid(b->pid, &st, WNOHANG);
 		if (p == b->pid) {
 			b->pid = 0;
+			check_sanitizers(b);
 			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 		}
 		usleep(5000);
@@ -184,7 +200,25 @@ void tb_kill9(struct tb *b)
 
 void tb_cleanup(struct tb *b)
 {
-	tb_kill9(b);
+	int64_t deadline = now_ms() + 15000;
+	bool gone = false;
+	int st;
+
+	/* A graceful stop, so LeakSanitizer runs; SIGKILL if it hangs (a
+	 * slow stop is not what this checks). */
+	if (b->pid > 0) {
+		kill(b->pid, SIGTERM);
+		while (!gone && now_ms() < deadline) {
+			gone = waitpid(b->pid, &st, WNOHANG) == b->pid;
+			if (!gone)
+				usleep(5000);
+		}
+		if (!gone)
+			tb_kill9(b);
+		b->pid = 0;
+		if (b->log != NULL)
+			check_sanitizers(b);
+	}
 	/* TB_KEEP=1 keeps the data directory and the log for a post-mortem. */
 	if (b->dir != NULL && getenv("TB_KEEP") != NULL) {
 		fprintf(stderr, "harness: kept %s and %s\n", b->dir, b->log);

@@ -1267,6 +1267,91 @@ START_TEST(test_corruption_remembered_after_clean_restart)
 }
 END_TEST
 
+/* Garbage between two batches, the batch after it carrying on at the
+ * expected offset: a corrupt range that hides no offset.  Reads skip it,
+ * also after a clean restart, which loads the range from the `corrupt`
+ * file instead of scanning (found by tests/fuzz recovery: the range was
+ * dropped on load and its bytes served inside a slice). */
+START_TEST(test_corruption_hiding_no_offset_remembered)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	uint8_t garbage[40];
+	uint8_t *buf;
+	int64_t end, size;
+	int fd, k = 5;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 12, 4, TS0);
+	end = log_end_offset(t.log);
+	lt_crash(&t);
+	tab_build(&t);
+	lt_seg_path(&t, path, tab.seg_base[0], ".log");
+	size = (int64_t)(tab.pos[tab.n - 1] + tab.size[tab.n - 1]);
+	buf = malloc((size_t)size);
+	ck_assert_ptr_nonnull(buf);
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, buf, (size_t)size, 0), size);
+	memset(garbage, 0xa5, sizeof(garbage));
+	ck_assert_int_eq(pwrite(fd, garbage, sizeof(garbage), (off_t)tab.pos[k]), sizeof(garbage));
+	ck_assert_int_eq(pwrite(fd, buf + tab.pos[k], (size_t)size - tab.pos[k],
+				(off_t)tab.pos[k] + (off_t)sizeof(garbage)),
+			 size - (int64_t)tab.pos[k]);
+	ck_assert_int_eq(ftruncate(fd, size + (off_t)sizeof(garbage)), 0);
+	close(fd);
+	free(buf);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_readable(&t, 0, end);
+	lt_close(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_readable(&t, 0, end);
+	lt_fini(&t);
+}
+END_TEST
+
+/* A recovery scan that drops one known corrupt range (past its start) and
+ * finds another saves the new list although its length is the same, so a
+ * clean restart refuses the new range and serves the old one (found by
+ * tests/fuzz recovery: the `corrupt` file was rewritten only when the
+ * number of ranges changed). */
+START_TEST(test_corruption_list_saved_when_replaced)
+{
+	struct lt t;
+	char path[LT_PATH_MAX], text[128];
+	int64_t end;
+	int stale = 3, real = 7;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 12, 4, TS0);
+	end = log_end_offset(t.log);
+	lt_crash(&t);
+	tab_build(&t);
+	/* A stale record naming a batch that is fine, and a real corruption. */
+	snprintf(path, sizeof(path), "%s/corrupt", t.dir);
+	snprintf(text, sizeof(text), "%" PRId64 " %" PRIu64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n",
+		 tab.seg_base[0], tab.pos[stale], tab.pos[stale + 1], tab.base[stale],
+		 tab.base[stale + 1]);
+	lt_write_file(path, text, strlen(text));
+	lt_seg_path(&t, path, tab.seg_base[0], ".log");
+	lt_flip(path, tab.pos[real] + 70, 0x04);
+	lt_open(&t);
+	expect_read_err(&t, tab.base[real], -EUCLEAN);
+	expect_readable(&t, 0, tab.base[real]);
+	lt_close(&t);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_read_err(&t, tab.base[real], -EUCLEAN);
+	expect_readable(&t, 0, tab.base[real]);
+	expect_readable(&t, tab.base[real + 1], end);
+	lt_fini(&t);
+}
+END_TEST
+
 /* A crash just after a roll, before anything reached the new segment: it
  * is an empty file.  The open keeps the offsets and appending goes on. */
 START_TEST(test_crash_right_after_roll)
@@ -2709,6 +2794,8 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_corruption_named);
 	tcase_add_test(tc, test_corruption_remembered_after_clean_restart);
 	tcase_add_loop_test(tc, test_read_verifies_crc, 0, 3);
+	tcase_add_test(tc, test_corruption_hiding_no_offset_remembered);
+	tcase_add_test(tc, test_corruption_list_saved_when_replaced);
 	tcase_add_test(tc, test_clean_open_skips_scan);
 	tcase_add_test(tc, test_unclean_open_scans);
 	suite_add_tcase(s, tc);
