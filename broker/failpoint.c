@@ -192,7 +192,7 @@ enum fp_kind fp_hit_slow(const char *name, int *err)
 			for (int h = 0; h < FP_POWERLOSS_HOOKS; h++)
 				if (hooks[h].fn != NULL)
 					hooks[h].fn(hooks[h].arg);
-			/* fall through */
+			__attribute__((fallthrough));
 		case FPA_CRASH:
 			log_msg(LOGL_WARN, "failpoint %s: crash (hit %lu)", name, n);
 			kill(getpid(), SIGKILL);
