@@ -9,6 +9,7 @@
  * The mount is made and removed by an unchecked fixture (in the runner's
  * process), so it is cleaned up even when the test fails. */
 #include <check.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -236,6 +237,7 @@ START_TEST(test_disk_full_produce)
 	memset(&b, 0, sizeof(b));
 	b.dir = strdup(df_root);
 	ck_assert_int_ge(asprintf(&b.log, "%s.log", df_root), 0);
+	tb_set(&b, "retention.check.interval.ms=200");
 	df_start();
 	fd = tc_connect(b.port);
 	/* Segments larger than the disk: the space runs out in one segment. */
@@ -316,7 +318,54 @@ START_TEST(test_disk_full_produce)
 	r = df_produce(fd, "keep", acked);
 	TC_OK(r);
 	ck_assert_int_eq(r->produce->base_offset, acked);
+	acked += DF_PER;
 	tc_free(r);
+
+	/* Full again, this time by a topic of small segments; the operator
+	 * frees space with retention (retention.bytes lowered at run time):
+	 * retention deletes its old segments and produce resumes, no restart. */
+	const char *small[] = { "segment.bytes=1MiB" };
+	const char *shrink[] = { "retention.bytes=1MiB" };
+	int64_t bulk = 0, start = 0, t0;
+	bool resumed = false;
+
+	r = tc_create_topic_cfg(fd, "bulk", 1, small, 1);
+	TC_OK(r);
+	tc_free(r);
+	nfull = 0;
+	for (int i = 0; i < 1000 && nfull == 0; i++) {
+		r = df_produce(fd, "bulk", bulk);
+		if (r->error == BROKERD__ERROR_CODE__OK)
+			bulk += DF_PER;
+		else
+			nfull++;
+		ck_assert_int_eq(r->error == BROKERD__ERROR_CODE__OK ||
+				 r->error == BROKERD__ERROR_CODE__NOT_ENOUGH_SPACE, 1);
+		tc_free(r);
+	}
+	ck_assert_msg(nfull == 1, "the disk never filled up again");
+	r = tc_alter_topic(fd, "bulk", shrink, 1, NULL, 0);
+	TC_OK(r);
+	tc_free(r);
+	for (t0 = tb_now_ms(); tb_now_ms() - t0 < 20000; usleep(100 * 1000)) {
+		r = df_produce(fd, "bulk", bulk);
+		if (r->error == BROKERD__ERROR_CODE__OK) {
+			ck_assert_int_eq(r->produce->base_offset, bulk); /* dense */
+			bulk += DF_PER;
+			resumed = true;
+			tc_free(r);
+			break;
+		}
+		TC_ERR(r, BROKERD__ERROR_CODE__NOT_ENOUGH_SPACE);
+		tc_free(r);
+	}
+	r = tc_describe_topic(fd, "bulk");
+	TC_OK(r);
+	start = r->describe_topic->topic->partitions[0]->log_start_offset;
+	tc_free(r);
+	ck_assert_msg(start > 0, "retention deleted nothing (log start %lld)", (long long)start);
+	ck_assert_msg(resumed, "produce did not resume after retention freed space");
+	df_expect_exactly(fd, "keep", acked);
 	close(fd);
 	ck_assert_int_eq(tb_stop(&b), 0);
 	free(b.dir);
