@@ -141,7 +141,8 @@ static void drop_conn(struct bk_admin *a)
 
 /* Send req (op `op`, borrowed) and wait for its answer.  Returns 0 and
  * *resp (owned by the caller: bk_response_free), an answer with error OK
- * and the body of `op`; else the error, with a->errmsg set.  Opens the
+ * and the body of `op` (freed here when resp is NULL); else the error,
+ * with a->errmsg set.  Opens the
  * connection first when the last call dropped it. */
 static int call(struct bk_admin *a, Brokerd__Request *req, Brokerd__Request__OpCase op,
 		Brokerd__Response **resp)
@@ -185,7 +186,10 @@ static int call(struct bk_admin *a, Brokerd__Request *req, Brokerd__Request__OpC
 			(int)r->op_case);
 		return -EPROTO;
 	}
-	*resp = r;
+	if (resp != NULL)
+		*resp = r;
+	else
+		bk_response_free(r);
 	return 0;
 }
 
@@ -341,18 +345,13 @@ int bk_admin_delete_topic(struct bk_admin *a, const char *topic)
 {
 	Brokerd__Request req = BROKERD__REQUEST__INIT;
 	Brokerd__DeleteTopicRequest q = BROKERD__DELETE_TOPIC_REQUEST__INIT;
-	Brokerd__Response *r;
-	int rc;
 
 	a->errmsg[0] = '\0';
 	if (topic == NULL)
 		return bad_arg(a, "no topic name");
 	q.topic = (char *)topic;
 	req.delete_topic = &q;
-	rc = call(a, &req, BROKERD__REQUEST__OP_DELETE_TOPIC, &r);
-	if (rc == 0)
-		bk_response_free(r);
-	return rc;
+	return call(a, &req, BROKERD__REQUEST__OP_DELETE_TOPIC, NULL);
 }
 
 int bk_admin_list_topics(struct bk_admin *a, struct bk_topic_list **out)
@@ -521,7 +520,6 @@ int bk_admin_commit_offsets(struct bk_admin *a, const char *group,
 	Brokerd__Request req = BROKERD__REQUEST__INIT;
 	Brokerd__CommitOffsetsRequest q = BROKERD__COMMIT_OFFSETS_REQUEST__INIT;
 	Brokerd__OffsetCommit *ents, **pents;
-	Brokerd__Response *r;
 	int rc;
 
 	a->errmsg[0] = '\0';
@@ -555,9 +553,7 @@ int bk_admin_commit_offsets(struct bk_admin *a, const char *group,
 	q.offsets = pents;
 	q.n_offsets = n;
 	req.commit_offsets = &q;
-	rc = call(a, &req, BROKERD__REQUEST__OP_COMMIT_OFFSETS, &r);
-	if (rc == 0)
-		bk_response_free(r);
+	rc = call(a, &req, BROKERD__REQUEST__OP_COMMIT_OFFSETS, NULL);
 fail:
 	free(pents);
 	free(ents);
@@ -697,18 +693,13 @@ int bk_admin_delete_group(struct bk_admin *a, const char *group)
 {
 	Brokerd__Request req = BROKERD__REQUEST__INIT;
 	Brokerd__DeleteGroupRequest q = BROKERD__DELETE_GROUP_REQUEST__INIT;
-	Brokerd__Response *r;
-	int rc;
 
 	a->errmsg[0] = '\0';
 	if (group == NULL)
 		return bad_arg(a, "no group");
 	q.group = (char *)group;
 	req.delete_group = &q;
-	rc = call(a, &req, BROKERD__REQUEST__OP_DELETE_GROUP, &r);
-	if (rc == 0)
-		bk_response_free(r);
-	return rc;
+	return call(a, &req, BROKERD__REQUEST__OP_DELETE_GROUP, NULL);
 }
 
 /* --- broker ------------------------------------------------------------------------------ */
