@@ -273,72 +273,48 @@ static bool cons_stopping(void)
 
 /* --- setup: topic ------------------------------------------------------------------ */
 
-static struct bk_conn *conn;
-
-/* Send req on the setup connection; returns the response (caller frees).
- * Exits 3 when the broker is unreachable; a refusal is the caller's
- * (refused()). */
-static Brokerd__Response *call(Brokerd__Request *req)
-{
-	Brokerd__Response *resp = NULL;
-	int rc;
-
-	if (conn == NULL && (rc = bk_conn_open(opt.broker, opt.timeout_ms, &conn)) < 0)
-		die(EXIT_UNREACHABLE, "cannot reach the broker at %s: %s", opt.broker, bk_strerror(rc));
-	req->client_id = (char *)"broker-bench";
-	rc = bk_conn_call(conn, req, &resp);
-	if (rc < 0)
-		die(EXIT_UNREACHABLE, "lost the broker at %s: %s", opt.broker, bk_strerror(rc));
-	return resp;
-}
-
-/* Exit 3 with the broker's refusal in resp (freed first).  `what` names
- * the request. */
-static void refused(Brokerd__Response *resp, const char *what) __attribute__((noreturn));
-static void refused(Brokerd__Response *resp, const char *what)
+/* Exit 3 naming a failed setup call: the broker's refusal (with a hint
+ * for a missing topic), else the lost connection. */
+static void setup_failed(struct bk_admin *a, int rc, const char *what) __attribute__((noreturn));
+static void setup_failed(struct bk_admin *a, int rc, const char *what)
 {
 	char msg[512];
-	int code = resp->error;
 
-	snprintf(msg, sizeof(msg), "%s", resp->error_message);
-	bk_response_free(resp);
-	bk_conn_close(conn);
-	die(EXIT_UNREACHABLE, "%s: %s (%s)%s", what, msg, bk_error_name(code),
-	    code == BROKERD__ERROR_CODE__UNKNOWN_TOPIC ? "; use --create" : "");
+	if (bk_err_code(rc) == 0)
+		die(EXIT_UNREACHABLE, "lost the broker at %s: %s", opt.broker, bk_strerror(rc));
+	snprintf(msg, sizeof(msg), "%s", bk_admin_errmsg(a));
+	bk_admin_close(a);
+	die(EXIT_UNREACHABLE, "%s: %s (%s)%s", what, msg, bk_error_name(bk_err_code(rc)),
+	    rc == BK_ERR(BROKERD__ERROR_CODE__UNKNOWN_TOPIC) ? "; use --create" : "");
 }
 
 /* Create the topic (--create) and learn its partitions and high watermarks. */
 static void setup_topic(void)
 {
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__DescribeTopicRequest dq = BROKERD__DESCRIBE_TOPIC_REQUEST__INIT;
-	Brokerd__Response *resp;
-	const Brokerd__TopicDescription *d;
+	struct bk_admin_conf conf;
+	struct bk_admin *a = NULL;
+	struct bk_topic_info *d = NULL;
+	int rc;
 
+	bk_admin_conf_init(&conf);
+	conf.bootstrap = opt.broker;
+	conf.client_id = "broker-bench";
+	conf.request_timeout_ms = opt.timeout_ms;
+	rc = bk_admin_new(&conf, &a);
+	if (rc < 0)
+		die(EXIT_UNREACHABLE, "cannot reach the broker at %s: %s", opt.broker, bk_strerror(rc));
 	if (opt.create) {
-		Brokerd__CreateTopicRequest cq = BROKERD__CREATE_TOPIC_REQUEST__INIT;
-
-		cq.topic = (char *)opt.topic;
-		cq.partitions = (uint32_t)opt.partitions;
-		req.op_case = BROKERD__REQUEST__OP_CREATE_TOPIC;
-		req.create_topic = &cq;
-		resp = call(&req);
-		if (resp->error != BROKERD__ERROR_CODE__OK &&
-		    resp->error != BROKERD__ERROR_CODE__TOPIC_ALREADY_EXISTS)
-			refused(resp, "create topic");
-		bk_response_free(resp);
+		rc = bk_admin_create_topic(a, opt.topic, (int32_t)opt.partitions, NULL, 0, NULL);
+		if (rc < 0 && rc != BK_ERR(BROKERD__ERROR_CODE__TOPIC_ALREADY_EXISTS))
+			setup_failed(a, rc, "create topic");
 	}
-	dq.topic = (char *)opt.topic;
-	req = (Brokerd__Request)BROKERD__REQUEST__INIT;
-	req.op_case = BROKERD__REQUEST__OP_DESCRIBE_TOPIC;
-	req.describe_topic = &dq;
-	resp = call(&req);
-	if (resp->error != BROKERD__ERROR_CODE__OK)
-		refused(resp, "describe topic");
-	d = resp->describe_topic->topic;
-	run.nparts = d->partition_count;
+	rc = bk_admin_describe_topic(a, opt.topic, &d);
+	if (rc < 0)
+		setup_failed(a, rc, "describe topic");
+	bk_admin_close(a);
+	run.nparts = (uint32_t)d->partition_count;
 	if (run.nparts == 0) {
-		bk_response_free(resp);
+		bk_admin_free(d);
 		die(EXIT_UNREACHABLE, "topic '%s' has no partitions", opt.topic);
 	}
 	if (opt.partitions > 0 && (uint32_t)opt.partitions != run.nparts)
@@ -348,10 +324,9 @@ static void setup_topic(void)
 	run.end = calloc(run.nparts, sizeof(*run.end));
 	if (run.hw == NULL || run.end == NULL)
 		die(EXIT_FAILED, "out of memory");
-	for (size_t i = 0; i < d->n_partitions; i++)
-		if (d->partitions[i]->partition < run.nparts)
-			run.hw[d->partitions[i]->partition] = d->partitions[i]->high_watermark;
-	bk_response_free(resp);
+	for (uint32_t p = 0; p < run.nparts; p++)
+		run.hw[p] = d->partitions[p].high_watermark;
+	bk_admin_free(d);
 }
 
 /* --- producers ----------------------------------------------------------------------- */
@@ -1140,8 +1115,6 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	setup_topic();
-	bk_conn_close(conn);
-	conn = NULL;
 	if (opt.consumers > 0 && (uint32_t)opt.consumers > run.nparts) {
 		fprintf(stderr, "broker-bench: %d consumers for %u partitions: using %u\n",
 			opt.consumers, run.nparts, run.nparts);
