@@ -671,11 +671,8 @@ static int produce(int argc, char **argv)
 		rec.value_len = (int32_t)(line + n - v);
 		while ((rc = bk_producer_send(p, &rec, on_delivered, &st)) == -ENOBUFS)
 			bk_producer_flush(p, timeout_ms);
-		if (rc < 0) {
-			st.failed++;
-			if (st.first_err == 0)
-				st.first_err = rc;
-		}
+		if (rc < 0) /* counted as a failed delivery; the I/O thread may be in one */
+			on_delivered(&st, rc, rec.topic, rec.partition, -1);
 	}
 	free(line);
 	rc = bk_producer_flush(p, -1);
