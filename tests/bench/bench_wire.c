@@ -756,56 +756,18 @@ static bool take_budget(struct bench *b, uint64_t n)
 	return false;
 }
 
-/* Issue produce requests until the connection's window is full or a budget
- * is spent.  The last request of a connection under acks=none asks for
- * acks=leader: its answer means every earlier append is in the log. */
-static void produce_fill(struct wthread *t, struct conn *c, uint64_t now)
-{
-	struct bench *b = t->b;
-
-	while (c->issued - c->done < c->window && !atomic_load(&b->stop)) {
-		Brokerd__Request req = BROKERD__REQUEST__INIT;
-		Brokerd__ProduceRequest pr = BROKERD__PRODUCE_REQUEST__INIT;
-		struct frame *f;
-
-		if (now >= b->t_deadline_ns || !take_budget(b, b->tmpl_records)) {
-			atomic_store(&b->stop, true);
-			break;
-		}
-		pr.topic = (char *)opt.topic;
-		pr.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
-		pr.partition = c->partition;
-		pr.acks = opt.acks;
-		pr.records.data = b->tmpl;
-		pr.records.len = b->tmpl_len;
-		req.correlation_id = ++c->next_corr;
-		req.op_case = BROKERD__REQUEST__OP_PRODUCE;
-		req.produce = &pr;
-		f = conn_slot(c, c->issued);
-		frame_encode(f, &req);
-		f->t0_ns = now;
-		f->corr = req.correlation_id;
-		f->records = b->tmpl_records;
-		f->need_ack = opt.acks != BROKERD__ACKS__ACKS_NONE;
-		f->acked = false;
-		c->issued++;
-	}
-}
-
-/* Under acks=none, one acks=leader fence per connection once stopped. */
-static void produce_fence(struct wthread *t, struct conn *c, uint64_t now)
+/* Queue one produce of the template batch to c's partition with `acks`
+ * (an acks=none frame needs no answer). */
+static void produce_issue(struct bench *b, struct conn *c, Brokerd__Acks acks, uint64_t now)
 {
 	Brokerd__Request req = BROKERD__REQUEST__INIT;
 	Brokerd__ProduceRequest pr = BROKERD__PRODUCE_REQUEST__INIT;
-	struct bench *b = t->b;
 	struct frame *f;
 
-	if (c->issued - c->done >= c->cap)
-		return;
 	pr.topic = (char *)opt.topic;
 	pr.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
 	pr.partition = c->partition;
-	pr.acks = BROKERD__ACKS__ACKS_LEADER;
+	pr.acks = acks;
 	pr.records.data = b->tmpl;
 	pr.records.len = b->tmpl_len;
 	req.correlation_id = ++c->next_corr;
@@ -816,9 +778,33 @@ static void produce_fence(struct wthread *t, struct conn *c, uint64_t now)
 	f->t0_ns = now;
 	f->corr = req.correlation_id;
 	f->records = b->tmpl_records;
-	f->need_ack = true;
+	f->need_ack = acks != BROKERD__ACKS__ACKS_NONE;
 	f->acked = false;
 	c->issued++;
+}
+
+/* Issue produce requests until the connection's window is full or a budget
+ * is spent.  The last request of a connection under acks=none asks for
+ * acks=leader: its answer means every earlier append is in the log. */
+static void produce_fill(struct wthread *t, struct conn *c, uint64_t now)
+{
+	struct bench *b = t->b;
+
+	while (c->issued - c->done < c->window && !atomic_load(&b->stop)) {
+		if (now >= b->t_deadline_ns || !take_budget(b, b->tmpl_records)) {
+			atomic_store(&b->stop, true);
+			break;
+		}
+		produce_issue(b, c, opt.acks, now);
+	}
+}
+
+/* Under acks=none, one acks=leader fence per connection once stopped. */
+static void produce_fence(struct wthread *t, struct conn *c, uint64_t now)
+{
+	if (c->issued - c->done >= c->cap)
+		return;
+	produce_issue(t->b, c, BROKERD__ACKS__ACKS_LEADER, now);
 	c->fenced = true;
 }
 
