@@ -22,7 +22,7 @@
  * Runs until SIGTERM/SIGINT or SECONDS; exit 0.
  *
  * dump: reads every partition from its log start to its high watermark
- * (ListOffsets, then a bk_consumer) and writes to FILE:
+ * (bk_admin_list_offset, then a bk_consumer) and writes to FILE:
  *   R <partition> <start> <hw>
  *   D <partition> <offset> <value without padding>
  *   E <partition> <offset> <error>   the partition stopped there (read error)
@@ -92,16 +92,29 @@ static void die(const char *fmt, const char *arg, int rc)
 	exit(2);
 }
 
+/* An admin handle on opt.broker, or exit 2. */
+static struct bk_admin *admin_open(void)
+{
+	struct bk_admin_conf conf;
+	struct bk_admin *a = NULL;
+	int rc;
+
+	bk_admin_conf_init(&conf);
+	conf.bootstrap = opt.broker;
+	conf.client_id = "crashdrv";
+	rc = bk_admin_new(&conf, &a);
+	if (rc < 0)
+		die("cannot reach %s", opt.broker, rc);
+	return a;
+}
+
 /* --- create ------------------------------------------------------------------ */
 
 static int cmd_create(void)
 {
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__CreateTopicRequest cq = BROKERD__CREATE_TOPIC_REQUEST__INIT;
-	Brokerd__CreateTopicRequest__ConfigsEntry ents[MAX_CONFIGS], *pents[MAX_CONFIGS];
+	struct bk_config configs[MAX_CONFIGS];
 	char kv[MAX_CONFIGS][256];
-	Brokerd__Response *resp = NULL;
-	struct bk_conn *c = NULL;
+	struct bk_admin *a;
 	int rc;
 
 	for (int i = 0; i < opt.nconfigs; i++) {
@@ -112,28 +125,16 @@ static int cmd_create(void)
 		if (eq == NULL)
 			die("bad config '%s' (want key=value)", opt.configs[i], 0);
 		*eq = '\0';
-		brokerd__create_topic_request__configs_entry__init(&ents[i]);
-		ents[i].key = kv[i];
-		ents[i].value = eq + 1;
-		pents[i] = &ents[i];
+		configs[i] = (struct bk_config){ kv[i], eq + 1, 0 };
 	}
-	cq.topic = (char *)opt.topic;
-	cq.partitions = (uint32_t)opt.parts;
-	cq.n_configs = (size_t)opt.nconfigs;
-	cq.configs = pents;
-	req.op_case = BROKERD__REQUEST__OP_CREATE_TOPIC;
-	req.create_topic = &cq;
-	rc = bk_conn_open(opt.broker, 10000, &c);
-	if (rc < 0)
-		die("cannot reach %s", opt.broker, rc);
-	rc = bk_conn_call(c, &req, &resp);
-	if (rc < 0)
-		die("create topic %s", opt.topic, rc);
-	if (resp->error != BROKERD__ERROR_CODE__OK &&
-	    resp->error != BROKERD__ERROR_CODE__TOPIC_ALREADY_EXISTS)
-		die("create topic: %s", resp->error_message, 0);
-	bk_response_free(resp);
-	bk_conn_close(c);
+	a = admin_open();
+	rc = bk_admin_create_topic(a, opt.topic, opt.parts, configs, (size_t)opt.nconfigs, NULL);
+	if (rc < 0 && rc != BK_ERR(BROKERD__ERROR_CODE__TOPIC_ALREADY_EXISTS)) {
+		if (bk_err_code(rc) == 0)
+			die("create topic %s", opt.topic, rc);
+		die("create topic: %s", bk_admin_errmsg(a), 0);
+	}
+	bk_admin_close(a);
 	return 0;
 }
 
@@ -290,39 +291,13 @@ static int cmd_produce(void)
 
 /* --- dump ---------------------------------------------------------------------- */
 
-/* ListOffsets(timestamp) of one partition: 0 and *out, or <0. */
-static int list_offset(struct bk_conn *c, int part, int64_t ts, int64_t *out)
-{
-	Brokerd__Request req = BROKERD__REQUEST__INIT;
-	Brokerd__ListOffsetsRequest lq = BROKERD__LIST_OFFSETS_REQUEST__INIT;
-	Brokerd__Response *resp = NULL;
-	int rc;
-
-	lq.topic = (char *)opt.topic;
-	lq.partition = (uint32_t)part;
-	lq.timestamp = ts;
-	req.op_case = BROKERD__REQUEST__OP_LIST_OFFSETS;
-	req.list_offsets = &lq;
-	rc = bk_conn_call(c, &req, &resp);
-	if (rc < 0)
-		return rc;
-	if (resp->error != BROKERD__ERROR_CODE__OK || resp->list_offsets == NULL) {
-		rc = BK_ERR(resp->error);
-		bk_response_free(resp);
-		return rc;
-	}
-	*out = resp->list_offsets->offset;
-	bk_response_free(resp);
-	return 0;
-}
-
 static int cmd_dump(void)
 {
 	int64_t start[MAX_PARTS], hw[MAX_PARTS], next[MAX_PARTS];
 	bool done[MAX_PARTS];
 	struct bk_consumer_conf conf;
 	struct bk_consumer *cons = NULL;
-	struct bk_conn *c = NULL;
+	struct bk_admin *a;
 	int64_t deadline = now_ms() + 120000;
 	int left = 0, rc;
 	FILE *out;
@@ -332,19 +307,21 @@ static int cmd_dump(void)
 	out = fopen(opt.prefix, "w");
 	if (out == NULL)
 		die("cannot open %s", opt.prefix, -errno);
-	rc = bk_conn_open(opt.broker, 10000, &c);
-	if (rc < 0)
-		die("cannot reach %s", opt.broker, rc);
+	a = admin_open();
 	for (int p = 0; p < opt.parts; p++) {
-		if ((rc = list_offset(c, p, -2, &start[p])) < 0 ||
-		    (rc = list_offset(c, p, -1, &hw[p])) < 0)
+		struct bk_listed_offset lo;
+
+		rc = bk_admin_list_offset(a, opt.topic, p, BK_OFFSET_LATEST, &lo);
+		if (rc < 0)
 			die("list offsets of %s", opt.topic, rc);
+		start[p] = lo.log_start_offset;
+		hw[p] = lo.high_watermark;
 		fprintf(out, "R %d %" PRId64 " %" PRId64 "\n", p, start[p], hw[p]);
 		next[p] = start[p];
 		done[p] = start[p] >= hw[p];
 		left += !done[p];
 	}
-	bk_conn_close(c);
+	bk_admin_close(a);
 	bk_consumer_conf_init(&conf);
 	conf.bootstrap = opt.broker;
 	conf.client_id = "crashdrv-dump";
