@@ -169,9 +169,9 @@ struct bk_consumer {
 	int nreport;                  /* partitions with report set */
 	struct part *dead;            /* unassigned, freed at the next poll */
 	struct fbuf *retired;         /* consumed, freed at the next poll */
-	bool retired_new;
 	unsigned since_pump;          /* records handed out since the last pump */
 	bool batch_end;               /* a batch was finished since then */
+	bool retired_new;             /* a buffer was used up since then */
 
 	struct cconn ctl;             /* resolves and commits */
 	uint8_t *stage;               /* socket reads of every connection */
@@ -1465,6 +1465,7 @@ static int pump(struct bk_consumer *c, int64_t until)
 
 	c->since_pump = 0;
 	c->batch_end = false;
+	c->retired_new = false;
 	timers(c, now);
 	rc = schedule(c, now);
 	if (rc < 0)
@@ -1908,7 +1909,6 @@ int bk_consumer_poll(struct bk_consumer *c, int timeout_ms, struct bk_record *re
 			 * arrived meanwhile (other partitions' answers join the
 			 * round-robin) and send the fetches that are due,
 			 * without waiting. */
-			c->retired_new = false;
 			(void)pump(c, 0);
 		}
 		if (rc != 0)
