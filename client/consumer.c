@@ -934,7 +934,7 @@ struct fetch_view {
 	const uint8_t *msg;
 	size_t msg_len;
 	bool has_body;
-	int64_t hw, next_offset;
+	int64_t next_offset;
 	const uint8_t *records;
 	size_t records_len;
 };
@@ -1028,9 +1028,6 @@ static int parse_fetch(const uint8_t *buf, size_t len, struct fetch_view *v)
 		if (pb_varint(&p, end, &tag) < 0 || pb_field(&p, end, tag & 7, &x, &s, &slen) < 0)
 			return -EPROTO;
 		switch (tag) {
-		case 2 << 3 | 0:
-			v->hw = (int64_t)x;
-			break;
 		case 4 << 3 | 0:
 			v->next_offset = (int64_t)x;
 			break;
