@@ -169,9 +169,9 @@ struct bk_consumer {
 	int nreport;                  /* partitions with report set */
 	struct part *dead;            /* unassigned, freed at the next poll */
 	struct fbuf *retired;         /* consumed, freed at the next poll */
-	bool retired_new;
 	unsigned since_pump;          /* records handed out since the last pump */
 	bool batch_end;               /* a batch was finished since then */
+	bool retired_new;             /* a buffer was used up since then */
 
 	struct cconn ctl;             /* resolves and commits */
 	uint8_t *stage;               /* socket reads of every connection */
@@ -934,7 +934,7 @@ struct fetch_view {
 	const uint8_t *msg;
 	size_t msg_len;
 	bool has_body;
-	int64_t hw, next_offset;
+	int64_t next_offset;
 	const uint8_t *records;
 	size_t records_len;
 };
@@ -1028,9 +1028,6 @@ static int parse_fetch(const uint8_t *buf, size_t len, struct fetch_view *v)
 		if (pb_varint(&p, end, &tag) < 0 || pb_field(&p, end, tag & 7, &x, &s, &slen) < 0)
 			return -EPROTO;
 		switch (tag) {
-		case 2 << 3 | 0:
-			v->hw = (int64_t)x;
-			break;
 		case 4 << 3 | 0:
 			v->next_offset = (int64_t)x;
 			break;
@@ -1465,6 +1462,7 @@ static int pump(struct bk_consumer *c, int64_t until)
 
 	c->since_pump = 0;
 	c->batch_end = false;
+	c->retired_new = false;
 	timers(c, now);
 	rc = schedule(c, now);
 	if (rc < 0)
@@ -1908,7 +1906,6 @@ int bk_consumer_poll(struct bk_consumer *c, int timeout_ms, struct bk_record *re
 			 * arrived meanwhile (other partitions' answers join the
 			 * round-robin) and send the fetches that are due,
 			 * without waiting. */
-			c->retired_new = false;
 			(void)pump(c, 0);
 		}
 		if (rc != 0)
