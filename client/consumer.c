@@ -1620,11 +1620,14 @@ static int fill_record(struct bk_consumer *c, const struct part *p, const struct
 			c->hkeys = k;
 			c->hkeys_cap = keys;
 		}
+		struct batch_header_iter hi;
+
 		k = c->hkeys;
+		batch_header_iter_init(&hi, r);
 		for (uint32_t i = 0; i < r->header_count; i++) {
 			struct batch_kv kv;
 
-			if (batch_record_header(r, i, &kv) < 0)
+			if (batch_header_iter_next(&hi, &kv) != 1)
 				return -EBADMSG; /* cannot happen: the batch was validated */
 			if (kv.key_len > 0)
 				memcpy(k, kv.key, (size_t)kv.key_len);

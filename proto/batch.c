@@ -494,26 +494,40 @@ int batch_iter_next(struct batch_iter *it, struct batch_record *rec)
 	return 1;
 }
 
-/* Walks headers 0..i: O(i) per call. */
+void batch_header_iter_init(struct batch_header_iter *it, const struct batch_record *rec)
+{
+	it->pos = rec->headers;
+	it->end = rec->headers != NULL ? rec->headers + rec->headers_len : NULL;
+	it->left = rec->headers != NULL ? rec->header_count : 0;
+}
+
+int batch_header_iter_next(struct batch_header_iter *it, struct batch_kv *kv)
+{
+	const uint8_t *key, *value;
+
+	if (it->left == 0)
+		return 0;
+	if (get_bytes(&it->pos, it->end, 0, &key, &kv->key_len) < 0 ||
+	    get_bytes(&it->pos, it->end, 1, &value, &kv->value_len) < 0) {
+		it->left = 0;
+		return -EINVAL;
+	}
+	kv->key = key;
+	kv->value = value;
+	it->left--;
+	return 1;
+}
+
 int batch_record_header(const struct batch_record *rec, uint32_t i,
 			struct batch_kv *kv)
 {
-	const uint8_t *p = rec->headers;
-	const uint8_t *end;
-	const uint8_t *key, *value;
-	int32_t key_len, value_len;
+	struct batch_header_iter it;
 
-	if (i >= rec->header_count || p == NULL)
+	if (i >= rec->header_count || rec->headers == NULL)
 		return -EINVAL;
-	end = p + rec->headers_len;
-	for (uint32_t j = 0; j <= i; j++) {
-		if (get_bytes(&p, end, 0, &key, &key_len) < 0 ||
-		    get_bytes(&p, end, 1, &value, &value_len) < 0)
+	batch_header_iter_init(&it, rec);
+	for (uint32_t j = 0; j <= i; j++)
+		if (batch_header_iter_next(&it, kv) != 1)
 			return -EINVAL;
-	}
-	kv->key = key;
-	kv->key_len = key_len;
-	kv->value = value;
-	kv->value_len = value_len;
 	return 0;
 }

@@ -198,7 +198,21 @@ int batch_iter_init(struct batch_iter *it, const uint8_t *buf, size_t len);
 /* Next record.  Returns 1 with *rec filled, 0 at the end. */
 int batch_iter_next(struct batch_iter *it, struct batch_record *rec);
 
-/* Decode header `i` (< rec->header_count) of a record into *kv (borrowing).
+/* A record's headers in order, O(1) each (borrows the record's bytes). */
+struct batch_header_iter {
+	const uint8_t *pos;
+	const uint8_t *end;
+	uint32_t left;
+};
+
+void batch_header_iter_init(struct batch_header_iter *it, const struct batch_record *rec);
+
+/* Next header into *kv (borrowing).  Returns 1, 0 at the end, or -EINVAL
+ * (cannot happen on a batch that passed validation). */
+int batch_header_iter_next(struct batch_header_iter *it, struct batch_kv *kv);
+
+/* Decode header `i` (< rec->header_count) of a record into *kv (borrowing):
+ * O(i), for random access; walk every header with batch_header_iter.
  * Returns 0 or -EINVAL (cannot happen on a batch that passed validation). */
 int batch_record_header(const struct batch_record *rec, uint32_t i,
 			struct batch_kv *kv);
