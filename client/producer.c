@@ -934,12 +934,15 @@ static void plan_topic(struct bk_producer *p, struct ptopic *t, int64_t now, boo
 			batch_fail(io, b, -ETIMEDOUT);
 			if (t->ua_head != NULL)
 				t->md_want = true;
-		} else if (up && b->retry_at <= now && (r = preq_new(RQ_PROBE)) != NULL) {
+		} else if (b->retry_at > now) {
+			*next = min64(*next, min64(b->retry_at, b->created + dto));
+		} else if (up && (r = preq_new(RQ_PROBE)) != NULL) {
 			r->batch = b;
 			t->probe_inflight = true;
 			preq_push(&io->send, r);
 		} else {
-			*next = min64(*next, min64(b->retry_at, b->created + dto));
+			/* down: the reconnect wakes us (a past retry_at would spin) */
+			*next = min64(*next, b->created + dto);
 		}
 	}
 	if (t->md_want && !t->md_inflight && t->probe == NULL) {
