@@ -248,6 +248,22 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on
+ * p->cond. */
+static struct timespec deadline_in(int ms)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	return dl;
+}
+
 static int64_t min64(int64_t a, int64_t b)
 {
 	return a < b ? a : b;
@@ -1849,18 +1865,11 @@ static void wake_locked(struct bk_producer *p)
 static void wait_for_space(struct bk_producer *p, size_t bytes)
 {
 	struct timespec dl;
-	int ms = p->conf.max_block_ms;
 
-	if (ms <= 0 || p->closing || bytes > p->conf.buffer_memory ||
+	if (p->conf.max_block_ms <= 0 || p->closing || bytes > p->conf.buffer_memory ||
 	    p->queued_bytes + bytes <= p->conf.buffer_memory || in_io_thread(p))
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += ms / 1000;
-	dl.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
+	dl = deadline_in(p->conf.max_block_ms);
 	p->flushing++;
 	p->waiters++;
 	wake_locked(p);
@@ -2028,22 +2037,13 @@ int bk_producer_send_sync(struct bk_producer *p, const struct bk_record *rec,
 
 int bk_producer_flush(struct bk_producer *p, int timeout_ms)
 {
-	struct timespec dl;
+	struct timespec dl = deadline_in(timeout_ms > 0 ? timeout_ms : 0);
 	int rc = 0;
 
 	if (p == NULL)
 		return -EINVAL;
 	if (in_io_thread(p))
 		return -EDEADLK;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	if (timeout_ms > 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
-	}
 	pthread_mutex_lock(&p->lock);
 	p->flushing++;
 	p->waiters++;
