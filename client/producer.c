@@ -56,6 +56,9 @@
  * client id, topic (<= 249), partitioner, acks, field tags and lengths. */
 #define PROD_FRAME_SLACK       512
 #define PROD_IOV_MAX           64
+/* Length-delimited protobuf field keys written by hand (see encode). */
+#define PROD_TAG_PRODUCE       (((uint64_t)BROKERD__REQUEST__OP_PRODUCE << 3) | 2)
+#define PROD_TAG_RECORDS       ((5u << 3) | 2) /* ProduceRequest.records */
 #define PROD_LOG_SLOTS         16
 
 /* One record's delivery. */
@@ -144,8 +147,11 @@ struct preq {
 	struct preq *next;
 	enum preq_kind kind;
 	uint64_t corr;
-	uint8_t *frame;
-	size_t len, off;
+	uint8_t *frame;             /* owned: the frame, or a produce's head */
+	size_t hlen;                /* bytes in frame */
+	const uint8_t *tail;        /* produce: the batch's wire bytes (borrowed)
+	                               follow the head on the socket */
+	size_t len, off;            /* of the whole frame, head and tail */
 	bool expect_response;
 	int64_t sent;
 	struct pbatch *batch;       /* produce, probe */
@@ -242,6 +248,22 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on
+ * p->cond. */
+static struct timespec deadline_in(int ms)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	return dl;
+}
+
 static int64_t min64(int64_t a, int64_t b)
 {
 	return a < b ? a : b;
@@ -333,17 +355,35 @@ static void emit_logs(const struct bk_producer *p, struct io *io)
 	io->nlogs = io->dropped = 0;
 }
 
-/* Bytes of a zig-zag varint. */
-static size_t vz_size(int64_t v)
+/* Bytes of a varint. */
+static size_t varint_len(uint64_t v)
 {
-	uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 	size_t n = 1;
 
-	while (z >= 0x80) {
-		z >>= 7;
+	while (v >= 0x80) {
+		v >>= 7;
 		n++;
 	}
 	return n;
+}
+
+/* Write v as a varint at p; returns its length. */
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Bytes of a zig-zag varint. */
+static size_t vz_size(int64_t v)
+{
+	return varint_len(((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
 static size_t bytes_size(int32_t n)
@@ -934,12 +974,15 @@ static void plan_topic(struct bk_producer *p, struct ptopic *t, int64_t now, boo
 			batch_fail(io, b, -ETIMEDOUT);
 			if (t->ua_head != NULL)
 				t->md_want = true;
-		} else if (up && b->retry_at <= now && (r = preq_new(RQ_PROBE)) != NULL) {
+		} else if (b->retry_at > now) {
+			*next = min64(*next, min64(b->retry_at, b->created + dto));
+		} else if (up && (r = preq_new(RQ_PROBE)) != NULL) {
 			r->batch = b;
 			t->probe_inflight = true;
 			preq_push(&io->send, r);
 		} else {
-			*next = min64(*next, min64(b->retry_at, b->created + dto));
+			/* down: the reconnect wakes us (a past retry_at would spin) */
+			*next = min64(*next, b->created + dto);
 		}
 	}
 	if (t->md_want && !t->md_inflight && t->probe == NULL) {
@@ -1127,8 +1170,13 @@ static void conn_down(struct bk_producer *p, struct io *io, int err)
 	p->state = ST_DOWN;
 }
 
-/* Frame r (correlation id, client id, body) into r->frame.  Returns 0,
- * -ENOMEM, -EMSGSIZE. */
+/* Frame r (correlation id, client id, body) into r->frame.  A produce's
+ * batch is not copied: the frame holds the envelope, the produce field's
+ * key and length, the ProduceRequest packed without records, and the
+ * records field's key and length; r->tail, the batch itself, follows on
+ * the socket.  Protobuf takes fields in any order, and this is the order
+ * brokerd__request__pack would write (produce and records come last), as
+ * the broker's fetch answers are built.  Returns 0, -ENOMEM, -EMSGSIZE. */
 static int encode(struct bk_producer *p, struct preq *r)
 {
 	Brokerd__Request req = BROKERD__REQUEST__INIT;
@@ -1136,7 +1184,8 @@ static int encode(struct bk_producer *p, struct preq *r)
 	Brokerd__DescribeTopicRequest dt = BROKERD__DESCRIBE_TOPIC_REQUEST__INIT;
 	Brokerd__ProduceRequest pr = BROKERD__PRODUCE_REQUEST__INIT;
 	struct pbatch *b = r->batch;
-	size_t n;
+	size_t n, nprod = 0, tail = 0, h;
+	uint8_t *f;
 	int rc;
 
 	req.correlation_id = r->corr = p->next_corr++;
@@ -1161,8 +1210,6 @@ static int encode(struct bk_producer *p, struct preq *r)
 		}
 		pr.topic = b->topic->name;
 		pr.acks = (Brokerd__Acks)p->conf.acks;
-		pr.records.data = b->wire;
-		pr.records.len = b->wire_len;
 		if (r->kind == RQ_PRODUCE) {
 			pr.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
 			pr.partition = (uint32_t)b->part->id;
@@ -1182,22 +1229,34 @@ static int encode(struct bk_producer *p, struct preq *r)
 			if (pr.acks == BROKERD__ACKS__ACKS_NONE)
 				pr.acks = BROKERD__ACKS__ACKS_LEADER;
 		}
-		req.op_case = BROKERD__REQUEST__OP_PRODUCE;
-		req.produce = &pr;
+		tail = b->wire_len;
+		nprod = brokerd__produce_request__get_packed_size(&pr) +
+			varint_len(PROD_TAG_RECORDS) + varint_len(tail) + tail;
 		break;
 	}
 	n = brokerd__request__get_packed_size(&req);
+	if (nprod > 0)
+		n += varint_len(PROD_TAG_PRODUCE) + varint_len(nprod) + nprod;
 	if (n > UINT32_MAX)
 		return -EMSGSIZE;
-	r->frame = malloc(n + 4);
-	if (r->frame == NULL)
+	f = r->frame = malloc(4 + n - tail);
+	if (f == NULL)
 		return -ENOMEM;
-	r->frame[0] = (uint8_t)(n >> 24);
-	r->frame[1] = (uint8_t)(n >> 16);
-	r->frame[2] = (uint8_t)(n >> 8);
-	r->frame[3] = (uint8_t)n;
-	brokerd__request__pack(&req, r->frame + 4);
-	r->len = n + 4;
+	f[0] = (uint8_t)(n >> 24);
+	f[1] = (uint8_t)(n >> 16);
+	f[2] = (uint8_t)(n >> 8);
+	f[3] = (uint8_t)n;
+	h = 4 + brokerd__request__pack(&req, f + 4);
+	if (nprod > 0) {
+		h += varint_put(f + h, PROD_TAG_PRODUCE);
+		h += varint_put(f + h, nprod);
+		h += brokerd__produce_request__pack(&pr, f + h);
+		h += varint_put(f + h, PROD_TAG_RECORDS);
+		h += varint_put(f + h, tail);
+		r->tail = b->wire;
+	}
+	r->hlen = h;
+	r->len = 4 + n;
 	r->off = 0;
 	r->sent = mono_ms();
 	return 0;
@@ -1299,10 +1358,15 @@ static void flush_out(struct bk_producer *p, struct io *io)
 		ssize_t w;
 		size_t left;
 
-		for (r = p->wq.head; r != NULL && mh.msg_iovlen < PROD_IOV_MAX; r = r->next) {
-			iov[mh.msg_iovlen].iov_base = r->frame + r->off;
-			iov[mh.msg_iovlen].iov_len = r->len - r->off;
-			mh.msg_iovlen++;
+		for (r = p->wq.head; r != NULL && mh.msg_iovlen + 2 <= PROD_IOV_MAX; r = r->next) {
+			size_t t = r->off > r->hlen ? r->off - r->hlen : 0;
+
+			if (r->off < r->hlen)
+				iov[mh.msg_iovlen++] = (struct iovec){ r->frame + r->off,
+								       r->hlen - r->off };
+			if (r->len > r->hlen)
+				iov[mh.msg_iovlen++] = (struct iovec){ (uint8_t *)r->tail + t,
+								       r->len - r->hlen - t };
 		}
 		w = sendmsg(p->fd, &mh, MSG_NOSIGNAL);
 		if (w < 0) {
@@ -1801,18 +1865,11 @@ static void wake_locked(struct bk_producer *p)
 static void wait_for_space(struct bk_producer *p, size_t bytes)
 {
 	struct timespec dl;
-	int ms = p->conf.max_block_ms;
 
-	if (ms <= 0 || p->closing || bytes > p->conf.buffer_memory ||
+	if (p->conf.max_block_ms <= 0 || p->closing || bytes > p->conf.buffer_memory ||
 	    p->queued_bytes + bytes <= p->conf.buffer_memory || in_io_thread(p))
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_sec += ms / 1000;
-	dl.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
+	dl = deadline_in(p->conf.max_block_ms);
 	p->flushing++;
 	p->waiters++;
 	wake_locked(p);
@@ -1980,22 +2037,13 @@ int bk_producer_send_sync(struct bk_producer *p, const struct bk_record *rec,
 
 int bk_producer_flush(struct bk_producer *p, int timeout_ms)
 {
-	struct timespec dl;
+	struct timespec dl = deadline_in(timeout_ms > 0 ? timeout_ms : 0);
 	int rc = 0;
 
 	if (p == NULL)
 		return -EINVAL;
 	if (in_io_thread(p))
 		return -EDEADLK;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	if (timeout_ms > 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
-	}
 	pthread_mutex_lock(&p->lock);
 	p->flushing++;
 	p->waiters++;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto/batch.h"
@@ -1032,6 +1033,108 @@ START_TEST(request_timeout)
 }
 END_TEST
 
+/* A fake broker's side of one connection: the next request on fd. */
+static Brokerd__Request *fake_read(int fd)
+{
+	size_t len;
+	uint8_t *buf = tc_recv_raw(fd, &len);
+	Brokerd__Request *q;
+
+	ck_assert_ptr_nonnull(buf);
+	q = brokerd__request__unpack(NULL, len, buf);
+	free(buf);
+	ck_assert_ptr_nonnull(q);
+	return q;
+}
+
+/* Answer request q on fd with resp (framed, q's correlation id); frees q. */
+static void fake_answer(int fd, Brokerd__Request *q, Brokerd__Response *resp)
+{
+	size_t n;
+	uint8_t *buf;
+
+	resp->correlation_id = q->correlation_id;
+	n = brokerd__response__get_packed_size(resp);
+	buf = malloc(n + 4);
+	ck_assert_ptr_nonnull(buf);
+	buf[0] = (uint8_t)(n >> 24);
+	buf[1] = (uint8_t)(n >> 16);
+	buf[2] = (uint8_t)(n >> 8);
+	buf[3] = (uint8_t)n;
+	brokerd__response__pack(resp, buf + 4);
+	ck_assert_int_eq(tc_send_raw(fd, buf, n + 4), 0);
+	free(buf);
+	brokerd__request__free_unpacked(q, NULL);
+}
+
+static int64_t cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The probe of a topic the broker said it lacks, waiting to be retried
+ * while the broker is unreachable, waits for the reconnect: the I/O thread
+ * does not spin meanwhile.  It fails at delivery_timeout_ms. */
+START_TEST(probe_waits_while_down)
+{
+	static struct dl d;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	Brokerd__ApiVersionsResponse av = BROKERD__API_VERSIONS_RESPONSE__INIT;
+	Brokerd__Response resp = BROKERD__RESPONSE__INIT;
+	struct bk_producer_conf conf;
+	struct bk_producer *p = NULL;
+	struct bk_record r = rec_kv("t", "k", "v");
+	Brokerd__Request *q;
+	char addr[64];
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), cfd;
+	int64_t cpu;
+
+	ck_assert_int_ge(lfd, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 16), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+	conf_for(&conf, addr, sizeof(addr), ntohs(sa.sin_port));
+	conf.delivery_timeout_ms = 2500;
+	ck_assert_int_eq(bk_producer_new(&conf, &p), 0);
+	ck_assert_int_eq(bk_producer_send(p, &r, on_delivery, &d), 0);
+	cfd = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(cfd, 0);
+	tc_set_timeout(cfd, 5000);
+	q = fake_read(cfd);
+	ck_assert_int_eq(q->op_case, BROKERD__REQUEST__OP_API_VERSIONS);
+	av.broker_version = (char *)"fake";
+	resp.op_case = BROKERD__RESPONSE__OP_API_VERSIONS;
+	resp.api_versions = &av;
+	fake_answer(cfd, q, &resp);
+	q = fake_read(cfd);
+	ck_assert_int_eq(q->op_case, BROKERD__REQUEST__OP_DESCRIBE_TOPIC);
+	resp = (Brokerd__Response)BROKERD__RESPONSE__INIT;
+	resp.error = BROKERD__ERROR_CODE__UNKNOWN_TOPIC;
+	resp.error_message = (char *)"no such topic";
+	fake_answer(cfd, q, &resp);
+	q = fake_read(cfd); /* the probe: the broker goes away instead */
+	ck_assert_int_eq(q->op_case, BROKERD__REQUEST__OP_PRODUCE);
+	ck_assert_uint_gt(q->produce->records.len, BATCH_HEADER_SIZE);
+	brokerd__request__free_unpacked(q, NULL);
+	close(cfd);
+	close(lfd);
+	usleep(200 * 1000); /* past the probe's retry backoff */
+	cpu = cpu_ms();
+	usleep(1000 * 1000);
+	cpu = cpu_ms() - cpu;
+	ck_assert_msg(cpu < 300, "%lld ms of CPU in 1 s while waiting to reconnect",
+		      (long long)cpu);
+	bk_producer_close(p);
+	ck_assert_int_eq(atomic_load(&d.calls), 1);
+	ck_assert_int_eq(d.err, -ETIMEDOUT);
+}
+END_TEST
+
 /* max.connections refuses the producer (TOO_MANY_CONNECTIONS, retriable):
  * it keeps trying and delivers once a slot frees. */
 START_TEST(too_many_connections)
@@ -1254,6 +1357,7 @@ Suite *producer_suite(void)
 	tcase_add_test(tc, acks_none);
 	tcase_add_test(tc, callback_sends);
 	tcase_add_test(tc, request_timeout);
+	tcase_add_test(tc, probe_waits_while_down);
 	tcase_add_test(tc, too_many_connections);
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, broker_restart);
