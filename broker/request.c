@@ -22,6 +22,7 @@
 #include "broker/server.h"
 #include "proto/batch.h"
 #include "proto/partition.h"
+#include "proto/varint.h"
 
 #define FETCH_DEFAULT_MAX_BYTES (1u << 20)
 #define FETCH_MAX_BYTES         (64u << 20)
@@ -649,29 +650,6 @@ static void op_produce(struct req *r, Brokerd__ProduceRequest *q)
 
 /* --- fetch ---------------------------------------------------------------------------------- */
 
-static size_t varint_len(uint64_t v)
-{
-	size_t n = 1;
-
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static size_t varint_put(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
 static void on_segment_unused(struct evbuffer_file_segment const *seg, int flags, void *arg)
 {
 	struct log_slice *s = arg;
@@ -702,8 +680,8 @@ static void respond_fetch(struct req *r, struct log *l, const struct log_slice *
 	env.correlation_id = r->corr;
 	henv = brokerd__response__get_packed_size(&env);
 	hbody = brokerd__fetch_response__get_packed_size(&body);
-	nbody = hbody + (slice->len ? 1 + varint_len(slice->len) + slice->len : 0);
-	frame = henv + varint_len(tag_fetch) + varint_len(nbody) + nbody;
+	nbody = hbody + (slice->len ? 1 + varint_size(slice->len) + slice->len : 0);
+	frame = henv + varint_size(tag_fetch) + varint_size(nbody) + nbody;
 	buf = xcalloc(1, 4 + henv + 32 + hbody);
 	buf[0] = (uint8_t)(frame >> 24);
 	buf[1] = (uint8_t)(frame >> 16);

@@ -47,6 +47,7 @@
 #include "proto/batch.h"
 #include "client/addr.h"
 #include "proto/partition.h"
+#include "proto/varint.h"
 
 #define PROD_DEFAULT_MAX_BATCH (8u << 20) /* the broker's default */
 #define PROD_MAX_RESPONSE      (64u << 20)
@@ -355,40 +356,9 @@ static void emit_logs(const struct bk_producer *p, struct io *io)
 	io->nlogs = io->dropped = 0;
 }
 
-/* Bytes of a varint. */
-static size_t varint_len(uint64_t v)
-{
-	size_t n = 1;
-
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-/* Write v as a varint at p; returns its length. */
-static size_t varint_put(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
-/* Bytes of a zig-zag varint. */
-static size_t vz_size(int64_t v)
-{
-	return varint_len(((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
 static size_t bytes_size(int32_t n)
 {
-	return vz_size(n) + (n > 0 ? (size_t)n : 0);
+	return svarint_size(n) + (n > 0 ? (size_t)n : 0);
 }
 
 /* Encoded record size without its length prefix, timestamp delta and
@@ -396,7 +366,7 @@ static size_t bytes_size(int32_t n)
 static size_t rec_core(const struct bk_record *rec)
 {
 	size_t body = 1 + bytes_size(rec->key_len) + bytes_size(rec->value_len) +
-		      vz_size(rec->nheaders);
+		      svarint_size(rec->nheaders);
 
 	for (uint32_t i = 0; i < rec->nheaders; i++)
 		body += bytes_size((int32_t)strlen(rec->headers[i].key)) +
@@ -1231,12 +1201,12 @@ static int encode(struct bk_producer *p, struct preq *r)
 		}
 		tail = b->wire_len;
 		nprod = brokerd__produce_request__get_packed_size(&pr) +
-			varint_len(PROD_TAG_RECORDS) + varint_len(tail) + tail;
+			varint_size(PROD_TAG_RECORDS) + varint_size(tail) + tail;
 		break;
 	}
 	n = brokerd__request__get_packed_size(&req);
 	if (nprod > 0)
-		n += varint_len(PROD_TAG_PRODUCE) + varint_len(nprod) + nprod;
+		n += varint_size(PROD_TAG_PRODUCE) + varint_size(nprod) + nprod;
 	if (n > UINT32_MAX)
 		return -EMSGSIZE;
 	f = r->frame = malloc(4 + n - tail);
@@ -1899,8 +1869,8 @@ static int send_rec(struct bk_producer *p, const struct bk_record *rec, bk_deliv
 	core = rec_core(rec);
 	if (core > INT32_MAX / 2)
 		return -EMSGSIZE;
-	single = vz_size((int64_t)core + 2) + core + 2; /* alone: both deltas 0 */
-	bytes = vz_size((int64_t)core + 15) + core + 15; /* anywhere in a batch */
+	single = svarint_size((int64_t)core + 2) + core + 2; /* alone: both deltas 0 */
+	bytes = svarint_size((int64_t)core + 15) + core + 15; /* anywhere in a batch */
 	ts = rec->timestamp_ms != 0 ? rec->timestamp_ms : wall_ms();
 	now = mono_ms();
 	if (rec->nheaders > 16) {

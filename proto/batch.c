@@ -12,6 +12,7 @@
 
 #include <isa-l/crc.h>
 #include "proto/le.h"
+#include "proto/varint.h"
 
 #define VARINT32_MAX_BYTES 5
 #define VARINT64_MAX_BYTES 10
@@ -20,42 +21,6 @@
 #define CRC_CHUNK ((size_t)1 << 30)
 
 /* --- varints ------------------------------------------------------------ */
-
-/* Zig-zag map a signed value to unsigned, written without shifting a
- * negative number (undefined in C). */
-static inline uint64_t zigzag(int64_t x)
-{
-	return x < 0 ? ((uint64_t)-(x + 1) << 1) | 1 : (uint64_t)x << 1;
-}
-
-/* Inverse of zigzag(); v >> 1 < 2^63, so neither branch overflows. */
-static inline int64_t unzigzag(uint64_t v)
-{
-	return (v & 1) ? -(int64_t)(v >> 1) - 1 : (int64_t)(v >> 1);
-}
-
-/* Bytes LEB128 takes for v: one per started group of 7 significant bits. */
-static inline size_t varint_size(uint64_t v)
-{
-	return (size_t)(64 - __builtin_clzll(v | 1) + 6) / 7;
-}
-
-static inline size_t svarint_size(int64_t x)
-{
-	return varint_size(zigzag(x));
-}
-
-/* Write v as LEB128 at p; returns the byte after it.  The caller reserved
- * varint_size(v) bytes. */
-static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
 
 /* Read one LEB128 varint from [*pp, end) of at most `max` bytes, whose last
  * possible byte may not exceed `last_max` (so the value fits the type and
@@ -355,7 +320,7 @@ static inline size_t bytes_size(int32_t n)
 
 static inline uint8_t *put_bytes(uint8_t *p, const void *data, int32_t n)
 {
-	p = put_varint(p, zigzag(n));
+	p += varint_put(p, zigzag(n));
 	if (n > 0) {
 		memcpy(p, data, (size_t)n);
 		p += n;
@@ -405,13 +370,13 @@ int batch_builder_add(struct batch_builder *b, int64_t timestamp,
 		return ret;
 
 	p = b->buf + b->len;
-	p = put_varint(p, zigzag((int64_t)body));
+	p += varint_put(p, zigzag((int64_t)body));
 	*p++ = 0; /* record attributes */
-	p = put_varint(p, zigzag(ts_delta));
-	p = put_varint(p, zigzag(b->count));
+	p += varint_put(p, zigzag(ts_delta));
+	p += varint_put(p, zigzag(b->count));
 	p = put_bytes(p, key, key_len);
 	p = put_bytes(p, value, value_len);
-	p = put_varint(p, zigzag(nheaders));
+	p += varint_put(p, zigzag(nheaders));
 	for (uint32_t i = 0; i < nheaders; i++) {
 		p = put_bytes(p, headers[i].key, headers[i].key_len);
 		p = put_bytes(p, headers[i].value, headers[i].value_len);
