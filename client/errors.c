@@ -120,7 +120,7 @@ const char *bk_strerror(int err)
 	case -ETIMEDOUT:
 		return "timed out waiting for the broker";
 	case -EINVAL:
-		return "invalid argument (an address must be host:port)";
+		return "invalid argument (a bad record, setting, or host:port address)";
 	case -ENOBUFS:
 		return "producer buffer full (buffer_memory): flush or retry later";
 	case -EMSGSIZE:
