@@ -477,11 +477,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 				     : wire_nul_string(&brokerd__request__descriptor, frame + 4, len,
 						       0, &owner, &at);
 		evbuffer_drain(in, need);
-		if (c->grant > 0) {
-			s->pending -= c->grant;
-			c->grant = 0;
-			srv_grant_waiters(s);
-		}
+		conn_release(c); /* the frame's grant, if it needed one */
 		TAILQ_INSERT_TAIL(&c->reqs, r, link);
 		c->nreqs++;
 		c->inflight_bytes += r->bytes_in;
