@@ -50,7 +50,6 @@ struct conn {
 	size_t grant;              /* budget held for the frame at the head */
 	size_t want;               /* the frame a waiter waits to receive */
 	struct event *frame_timer; /* request.timeout.ms of a started frame */
-	bool timing;               /* frame_timer armed */
 	char peer[64];
 	LIST_ENTRY(conn) link;
 	TAILQ_ENTRY(conn) wait_link;
@@ -92,10 +91,7 @@ static void srv_check_done(struct server *s)
 
 static void conn_timer_stop(struct conn *c)
 {
-	if (c->timing) {
-		evtimer_del(c->frame_timer);
-		c->timing = false;
-	}
+	evtimer_del(c->frame_timer);
 }
 
 /* Arm the deadline of the frame being received, unless it runs already;
@@ -105,10 +101,9 @@ static void conn_timer_start(struct conn *c, bool fresh)
 	int64_t ms = c->srv->b->cfg.request_timeout_ms;
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
-	if (ms <= 0 || c->frame_timer == NULL || (c->timing && !fresh))
+	if (ms <= 0 || (!fresh && evtimer_pending(c->frame_timer, NULL)))
 		return;
 	evtimer_add(c->frame_timer, &tv);
-	c->timing = true;
 }
 
 /* Invariant 5: the deadline runs while part of a frame waits in the input,
@@ -198,8 +193,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 	while ((c = LIST_FIRST(&s->dead)) != NULL) {
 		LIST_REMOVE(c, link);
 		bufferevent_free(c->bev);
-		if (c->frame_timer != NULL)
-			event_free(c->frame_timer);
+		event_free(c->frame_timer);
 		free(c);
 	}
 }
@@ -401,7 +395,6 @@ static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	c->timing = false;
 	snprintf(msg, sizeof(msg),
 		 "request frame incomplete after %lld ms (request.timeout.ms); %zu bytes of it received",
 		 (long long)c->srv->b->cfg.request_timeout_ms, have);
