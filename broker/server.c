@@ -46,9 +46,8 @@ struct conn {
 	bool paused;               /* reading off for backpressure */
 	bool closing;              /* close once the output is written */
 	bool dead;                 /* unlinked; freed by the reaper */
-	bool waiting;              /* on srv->waiters for a grant */
 	size_t grant;              /* budget held for the frame at the head */
-	size_t want;               /* the frame a waiter waits to receive */
+	size_t want;               /* > 0: on srv->waiters for a frame this big */
 	struct event *frame_timer; /* request.timeout.ms of a started frame */
 	char peer[64];
 	LIST_ENTRY(conn) link;
@@ -131,8 +130,8 @@ static void srv_grant_waiters(struct server *s)
 
 	while ((c = TAILQ_FIRST(&s->waiters)) != NULL && s->pending + c->want <= s->pending_max) {
 		TAILQ_REMOVE(&s->waiters, c, wait_link);
-		c->waiting = false;
 		c->grant = c->want;
+		c->want = 0;
 		s->pending += c->grant;
 		bufferevent_setwatermark(c->bev, EV_READ, c->grant, c->grant);
 		conn_timer_update(c, false);
@@ -144,9 +143,9 @@ static void conn_release(struct conn *c)
 {
 	struct server *s = c->srv;
 
-	if (c->waiting) {
+	if (c->want > 0) {
 		TAILQ_REMOVE(&s->waiters, c, wait_link);
-		c->waiting = false;
+		c->want = 0;
 	}
 	if (c->grant > 0) {
 		s->pending -= c->grant;
@@ -438,13 +437,12 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		}
 		need = 4 + (size_t)len;
 		if (need > CONN_INPUT_FREE && c->grant == 0) {
-			if (!c->waiting) {
+			if (c->want == 0) {
 				c->want = need;
-				c->waiting = true;
 				TAILQ_INSERT_TAIL(&s->waiters, c, wait_link);
 				srv_grant_waiters(s);
 			}
-			if (c->waiting) {
+			if (c->want > 0) {
 				/* Hold no more than CONN_INPUT_FREE until granted. */
 				bufferevent_setwatermark(bev, EV_READ, 0, CONN_INPUT_FREE);
 				break;
