@@ -42,7 +42,7 @@ int fp_arm(const char *spec, char *err, size_t errlen);
 /* fp_arm(getenv("BROKERD_FAILPOINTS")). */
 int fp_arm_from_env(char *err, size_t errlen);
 
-/* Disarm everything and free the table. */
+/* Disarm every point (the table is static; power-loss hooks stay). */
 void fp_disarm(void);
 
 /* Count a hit of point `name`.  Returns FP_NONE (go on), FP_SKIP, or

@@ -562,31 +562,49 @@ static size_t value_encode(uint8_t *p, int64_t offset, int64_t time_ms, const ch
 	return OFS_VALUE_FIXED + meta_len;
 }
 
+/* A record key, decoded; the names point into the record. */
+struct key {
+	const char *group, *topic;
+	size_t glen, tlen;
+	uint32_t partition;
+};
+
+/* Decode the key of record r into *out.  Returns NULL, or why the key is
+ * malformed. */
+static const char *key_decode(const struct batch_record *r, struct key *out)
+{
+	const uint8_t *k = r->key;
+	size_t klen = r->key_len > 0 ? (size_t)r->key_len : 0, glen, tlen;
+
+	if (klen < OFS_KEY_FIXED)
+		return "short key";
+	if (k[0] != OFS_KEY_VERSION)
+		return "unknown key version";
+	glen = get_le16(k + 1);
+	if (OFS_KEY_FIXED + glen > klen || !name_ok(k + 3, glen, OFS_GROUP_MAX))
+		return "bad group name in key";
+	tlen = get_le16(k + 3 + glen);
+	if (OFS_KEY_FIXED + glen + tlen != klen || !name_ok(k + 5 + glen, tlen, OFS_TOPIC_LEN_MAX))
+		return "bad topic name in key";
+	*out = (struct key){ .group = (const char *)k + 3, .topic = (const char *)k + 5 + glen,
+			     .glen = glen, .tlen = tlen, .partition = get_le32(k + 5 + glen + tlen) };
+	return NULL;
+}
+
 /* Apply one record to the table.  Returns 0, or -EINVAL with *why set for a
  * malformed or unknown record (never ours: only a damaged log has them). */
 static int apply_record(struct offsets *o, const struct batch_record *r, const char **why)
 {
-	const uint8_t *k = r->key, *v = r->value;
-	size_t klen = r->key_len > 0 ? (size_t)r->key_len : 0, glen, tlen;
+	const uint8_t *v = r->value;
+	struct key key;
+	const char *bad = key_decode(r, &key);
 
-	if (klen < OFS_KEY_FIXED || k[0] != OFS_KEY_VERSION) {
-		*why = klen < OFS_KEY_FIXED ? "short key" : "unknown key version";
+	if (bad != NULL) {
+		*why = bad;
 		return -EINVAL;
 	}
-	glen = get_le16(k + 1);
-	if (OFS_KEY_FIXED + glen > klen || !name_ok(k + 3, glen, OFS_GROUP_MAX)) {
-		*why = "bad group name in key";
-		return -EINVAL;
-	}
-	tlen = get_le16(k + 3 + glen);
-	if (OFS_KEY_FIXED + glen + tlen != klen || !name_ok(k + 5 + glen, tlen, OFS_TOPIC_LEN_MAX)) {
-		*why = "bad topic name in key";
-		return -EINVAL;
-	}
-	const char *group = (const char *)k + 3, *topic = (const char *)k + 5 + glen;
-	uint32_t partition = get_le32(k + 5 + glen + tlen);
 	if (v == NULL) { /* tombstone */
-		table_del(o, group, glen, topic, tlen, partition);
+		table_del(o, key.group, key.glen, key.topic, key.tlen, key.partition);
 		return 0;
 	}
 	size_t vlen = (size_t)r->value_len;
@@ -602,10 +620,10 @@ static int apply_record(struct offsets *o, const struct batch_record *r, const c
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < o->nfences; i++)
-		if (r->offset < o->fences[i].upto && o->fences[i].len == tlen &&
-		    memcmp(o->fences[i].topic, topic, tlen) == 0)
+		if (r->offset < o->fences[i].upto && o->fences[i].len == key.tlen &&
+		    memcmp(o->fences[i].topic, key.topic, key.tlen) == 0)
 			return 0; /* the topic was deleted after this commit */
-	table_set(o, group, glen, topic, tlen, partition, offset, time_ms,
+	table_set(o, key.group, key.glen, key.topic, key.tlen, key.partition, offset, time_ms,
 		  (const char *)v + OFS_VALUE_FIXED, mlen);
 	return 0;
 }
@@ -854,16 +872,11 @@ static bool tombs_inflight(struct tombs *t, const char *topic, size_t tlen)
 		if (batch_iter_init(&it, op->buf, op->buflen) < 0)
 			continue; /* cannot happen: we built it */
 		while (batch_iter_next(&it, &r) == 1 && t->rc == 0) {
-			const uint8_t *k = r.key;
-			size_t glen, klen = r.key_len > 0 ? (size_t)r.key_len : 0;
-			if (r.value == NULL || klen < OFS_KEY_FIXED)
-				continue; /* a tombstone, or not ours */
-			glen = get_le16(k + 1);
-			if (OFS_KEY_FIXED + glen + tlen != klen || get_le16(k + 3 + glen) != tlen ||
-			    memcmp(k + 5 + glen, topic, tlen) != 0)
-				continue;
-			tombs_key(t, (const char *)k + 3, glen, topic, tlen,
-				  get_le32(k + 5 + glen + tlen));
+			struct key key;
+			if (r.value == NULL || key_decode(&r, &key) != NULL || key.tlen != tlen ||
+			    memcmp(key.topic, topic, tlen) != 0)
+				continue; /* a tombstone, or another topic */
+			tombs_key(t, key.group, key.glen, topic, tlen, key.partition);
 			any = true;
 		}
 	}

@@ -210,9 +210,11 @@ Brokerd__ErrorCode req_errcode(int err)
 
 /* Whether `name` is a valid topic name; if not, r failed with
  * INVALID_TOPIC_NAME naming the problem.  Every entry point that takes a
- * topic name checks it first, so a bad one never reaches a lookup, a file
- * name or a log line, and the answer never echoes its bytes (a protobuf
- * string must stay valid UTF-8).  A NUL inside is refused by the server. */
+ * topic name checks it before it can reach a file name or a log line, so
+ * the answer never echoes its bytes (a protobuf string must stay valid
+ * UTF-8).  A registered name passed this check when it was created, so a
+ * lookup checks only a name it does not find.  A NUL inside is refused by
+ * the server. */
 static bool check_topic_name(struct req *r, const char *name)
 {
 	char err[256];
@@ -227,12 +229,9 @@ static bool check_topic_name(struct req *r, const char *name)
  * or UNKNOWN_TOPIC. */
 static struct topic *need_topic(struct req *r, const char *name)
 {
-	struct topic *t;
+	struct topic *t = topic_find(r->b->topics, name);
 
-	if (!check_topic_name(r, name))
-		return NULL;
-	t = topic_find(r->b->topics, name);
-	if (t == NULL)
+	if (t == NULL && check_topic_name(r, name))
 		req_fail(r, BROKERD__ERROR_CODE__UNKNOWN_TOPIC, "topic '%s' does not exist", name);
 	return t;
 }
@@ -541,11 +540,11 @@ static struct topic *produce_topic(struct req *r, const char *name)
 	char err[256] = "", what[320];
 	int rc;
 
-	if (!check_topic_name(r, name))
-		return NULL;
 	t = topic_find(r->b->topics, name);
 	if (t != NULL || !r->b->cfg.auto_create_topics)
 		return t != NULL ? t : need_topic(r, name);
+	if (!check_topic_name(r, name))
+		return NULL;
 	rc = topic_create(r->b->topics, name, (int)r->b->cfg.default_partitions, NULL, NULL, 0,
 			  err, sizeof(err), &t);
 	if (rc < 0) {

@@ -46,11 +46,9 @@ struct conn {
 	bool paused;               /* reading off for backpressure */
 	bool closing;              /* close once the output is written */
 	bool dead;                 /* unlinked; freed by the reaper */
-	bool waiting;              /* on srv->waiters for a grant */
 	size_t grant;              /* budget held for the frame at the head */
-	size_t want;               /* the frame a waiter waits to receive */
+	size_t want;               /* > 0: on srv->waiters for a frame this big */
 	struct event *frame_timer; /* request.timeout.ms of a started frame */
-	bool timing;               /* frame_timer armed */
 	char peer[64];
 	LIST_ENTRY(conn) link;
 	TAILQ_ENTRY(conn) wait_link;
@@ -92,10 +90,7 @@ static void srv_check_done(struct server *s)
 
 static void conn_timer_stop(struct conn *c)
 {
-	if (c->timing) {
-		evtimer_del(c->frame_timer);
-		c->timing = false;
-	}
+	evtimer_del(c->frame_timer);
 }
 
 /* Arm the deadline of the frame being received, unless it runs already;
@@ -105,10 +100,9 @@ static void conn_timer_start(struct conn *c, bool fresh)
 	int64_t ms = c->srv->b->cfg.request_timeout_ms;
 	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
-	if (ms <= 0 || c->frame_timer == NULL || (c->timing && !fresh))
+	if (ms <= 0 || (!fresh && evtimer_pending(c->frame_timer, NULL)))
 		return;
 	evtimer_add(c->frame_timer, &tv);
-	c->timing = true;
 }
 
 /* Invariant 5: the deadline runs while part of a frame waits in the input,
@@ -136,8 +130,8 @@ static void srv_grant_waiters(struct server *s)
 
 	while ((c = TAILQ_FIRST(&s->waiters)) != NULL && s->pending + c->want <= s->pending_max) {
 		TAILQ_REMOVE(&s->waiters, c, wait_link);
-		c->waiting = false;
 		c->grant = c->want;
+		c->want = 0;
 		s->pending += c->grant;
 		bufferevent_setwatermark(c->bev, EV_READ, c->grant, c->grant);
 		conn_timer_update(c, false);
@@ -149,9 +143,9 @@ static void conn_release(struct conn *c)
 {
 	struct server *s = c->srv;
 
-	if (c->waiting) {
+	if (c->want > 0) {
 		TAILQ_REMOVE(&s->waiters, c, wait_link);
-		c->waiting = false;
+		c->want = 0;
 	}
 	if (c->grant > 0) {
 		s->pending -= c->grant;
@@ -198,8 +192,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 	while ((c = LIST_FIRST(&s->dead)) != NULL) {
 		LIST_REMOVE(c, link);
 		bufferevent_free(c->bev);
-		if (c->frame_timer != NULL)
-			event_free(c->frame_timer);
+		event_free(c->frame_timer);
 		free(c);
 	}
 }
@@ -401,7 +394,6 @@ static void on_frame_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	c->timing = false;
 	snprintf(msg, sizeof(msg),
 		 "request frame incomplete after %lld ms (request.timeout.ms); %zu bytes of it received",
 		 (long long)c->srv->b->cfg.request_timeout_ms, have);
@@ -445,13 +437,12 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		}
 		need = 4 + (size_t)len;
 		if (need > CONN_INPUT_FREE && c->grant == 0) {
-			if (!c->waiting) {
+			if (c->want == 0) {
 				c->want = need;
-				c->waiting = true;
 				TAILQ_INSERT_TAIL(&s->waiters, c, wait_link);
 				srv_grant_waiters(s);
 			}
-			if (c->waiting) {
+			if (c->want > 0) {
 				/* Hold no more than CONN_INPUT_FREE until granted. */
 				bufferevent_setwatermark(bev, EV_READ, 0, CONN_INPUT_FREE);
 				break;
@@ -477,11 +468,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 				     : wire_nul_string(&brokerd__request__descriptor, frame + 4, len,
 						       0, &owner, &at);
 		evbuffer_drain(in, need);
-		if (c->grant > 0) {
-			s->pending -= c->grant;
-			c->grant = 0;
-			srv_grant_waiters(s);
-		}
+		conn_release(c); /* the frame's grant, if it needed one */
 		TAILQ_INSERT_TAIL(&c->reqs, r, link);
 		c->nreqs++;
 		c->inflight_bytes += r->bytes_in;
