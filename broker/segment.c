@@ -106,7 +106,15 @@ int seg_add_bad(struct segment *s, uint64_t pos, uint64_t end, int64_t off, int6
 	if (nb == NULL)
 		return -ENOMEM;
 	s->bad = nb;
-	s->bad[s->nbad++] = (struct seg_bad){ pos, end, off, off_end };
+	/* Keep the list sorted by pos (seg_bad_after, and recovery dropping
+	 * the ranges past its start, rely on it): a read may find a range
+	 * before the ones already known. */
+	int i = s->nbad;
+	while (i > 0 && s->bad[i - 1].pos > pos)
+		i--;
+	memmove(&s->bad[i + 1], &s->bad[i], (size_t)(s->nbad - i) * sizeof(*nb));
+	s->bad[i] = (struct seg_bad){ pos, end, off, off_end };
+	s->nbad++;
 	return 0;
 }
 

@@ -93,7 +93,7 @@ struct segment *seg_new(int64_t base);
 /* Close the fd (if open) and free everything; requires refs == 0. */
 void seg_free(struct segment *s);
 
-/* Record a corrupt range.  Returns 0 or -ENOMEM. */
+/* Record a corrupt range (kept sorted by pos).  Returns 0 or -ENOMEM. */
 int seg_add_bad(struct segment *s, uint64_t pos, uint64_t end, int64_t off, int64_t off_end);
 
 /* The corrupt range containing pos, or NULL. */
