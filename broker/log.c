@@ -1129,6 +1129,12 @@ static void nospace_cut(struct log *l)
 	s->size = keep == k ? c.pos : SEG_HEADER_SIZE;
 	s->next_offset = keep == k ? c.off : s->base;
 	s->hdr_pending = keep != k || pos < SEG_HEADER_SIZE;
+	if (s->ok_end > s->size) { /* appends had grown it over the cut batches */
+		s->ok_end = s->size;
+		s->ok_end_off = s->next_offset;
+		if (s->ok_pos > s->ok_end)
+			s->ok_pos = s->ok_end;
+	}
 	idx_truncate(&s->idx, s->size);
 	if (s->idx.noff > 0) {
 		s->idx.max_ts = l->wr_max_ts;

@@ -2790,6 +2790,40 @@ START_TEST(test_nospace_fsync_is_fatal)
 }
 END_TEST
 
+/* Reads after a cut: the batches written after it are served whole.  The
+ * known-good stretch of the segment (not checked again by reads) had grown
+ * over the refused append and must shrink with the cut, or a read checks
+ * the new batches from a stale position and offset: a false corrupt range
+ * and a slice ending mid-batch. */
+START_TEST(test_nospace_reads_after_cut)
+{
+	struct lt t;
+	struct lt_app *b;
+	int64_t end;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 3, 3, TS0);
+	lt_settle(&t);
+	end = log_end_offset(t.log);
+	lt_inject(&t, "log.write", 0, 1, -ENOSPC);
+	b = lt_append(&t, 4, TS0, LOG_ACKS_ALL);
+	LT_RUN_UNTIL(&t, b->calls > 0);
+	ck_assert_int_eq(b->res, -ENOSPC);
+	for (int i = 0; i < 6; i++) {
+		struct lt_app *p = lt_append(&t, 1, TS0 + i, LOG_ACKS_ALL);
+		LT_RUN_UNTIL(&t, p->calls > 0);
+		ck_assert_int_eq(p->res, 0);
+	}
+	expect_readable(&t, 0, end + 6);
+	ck_assert_str_eq(log_corruption(t.log), "");
+	lt_close(&t);
+	lt_open(&t);
+	expect_readable(&t, 0, end + 6);
+	lt_fini(&t);
+}
+END_TEST
+
 Suite *log_suite(void)
 {
 	Suite *s = suite_create("log");
@@ -2897,6 +2931,7 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_nospace_seal_index);
 	tcase_add_test(tc, test_nospace_checkpoint);
 	tcase_add_test(tc, test_nospace_fsync_is_fatal);
+	tcase_add_test(tc, test_nospace_reads_after_cut);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("index");
