@@ -340,10 +340,12 @@ static void lru_trim(struct log_ctx *ctx)
 }
 
 /* A sealed segment whose seal completed and that nobody reads becomes
- * evictable. */
+ * evictable.  Not before: its seal chain still needs the fd (and the
+ * seal may wait a while, for room for its index files), and a disk-full
+ * cut may make it the active segment again. */
 static void seg_park(struct log_ctx *ctx, struct segment *s)
 {
-	if (!s->sealed || s->fd < 0 || s->refs > 0 || s->in_lru)
+	if (!s->seal_done || s->fd < 0 || s->refs > 0 || s->in_lru)
 		return;
 	TAILQ_INSERT_HEAD(&ctx->lru, s, lru);
 	s->in_lru = true;

@@ -2738,6 +2738,55 @@ START_TEST(test_nospace_seal_index)
 }
 END_TEST
 
+/* Completions of `what` with res >= 0 recorded at or after index `from`. */
+static int ok_count(const struct lt *t, int from, const char *what)
+{
+	int n = 0;
+
+	for (int i = from; i < t->nev && i < LT_MAX_EVENTS; i++)
+		n += strcmp(t->ev[i].what, what) == 0 && t->ev[i].res >= 0;
+	return n;
+}
+
+/* Rolled segments whose seal waits for room for their index files are
+ * read meanwhile, with a one-fd cache.  Released, they must not enter the
+ * fd cache, which closes what it evicts: only sealed segments whose seal
+ * completed are evictable (the retried seal found its fd closed, and the
+ * log failed). */
+START_TEST(test_nospace_seal_waiting_not_evicted)
+{
+	struct lt t;
+	int64_t end;
+	int n;
+
+	lt_init_opts(&t, 1);
+	t.cfg.segment_bytes = 1024;
+	lt_open(&t);
+	lt_append_sync(&t, 3, TS0);
+	lt_inject(&t, "log.index.write", 0, 1000000, -ENOSPC); /* until cleared */
+	/* acks=leader: what follows a waiting seal is not durable yet */
+	while (log_segment_count(t.log) < 3) {
+		struct lt_app *p = lt_append(&t, 3, TS0, LOG_ACKS_LEADER);
+		LT_RUN_UNTIL(&t, p->calls > 0);
+		ck_assert_int_eq(p->res, 0);
+	}
+	end = log_end_offset(t.log);
+	ck_assert_int_gt(log_high_watermark(t.log), 0); /* the first segment */
+	expect_readable(&t, 0, log_high_watermark(t.log));
+	ck_assert_int_eq(ok_count(&t, 0, "log.index.write"), 0); /* the seal waits */
+	t.fail_left = 0; /* room again */
+	n = t.nev;
+	LT_RUN_UNTIL(&t, ok_count(&t, n, "log.index.write") >= 4 || log_error(t.log) != 0);
+	lt_settle(&t);
+	ck_assert_int_eq(log_error(t.log), 0);
+	ck_assert_int_eq(log_high_watermark(t.log), end);
+	expect_readable(&t, 0, end);
+	lt_close(&t);
+	lt_open(&t);
+	expect_readable(&t, 0, end);
+	lt_fini(&t);
+}
+END_TEST
 /* A checkpoint that finds no room is skipped, not fatal; the next works. */
 START_TEST(test_nospace_checkpoint)
 {
@@ -2929,6 +2978,7 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_nospace_rolled_segments_removed);
 	tcase_add_test(tc, test_nospace_zero_ahead);
 	tcase_add_test(tc, test_nospace_seal_index);
+	tcase_add_test(tc, test_nospace_seal_waiting_not_evicted);
 	tcase_add_test(tc, test_nospace_checkpoint);
 	tcase_add_test(tc, test_nospace_fsync_is_fatal);
 	tcase_add_test(tc, test_nospace_reads_after_cut);
