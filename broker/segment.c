@@ -320,7 +320,8 @@ int seg_verify(struct segment *s, uint64_t from, uint64_t to, int64_t off, uint6
 		p = s->ok_end;
 		off = s->ok_end_off;
 	}
-	rbuf_init(&b, s->fd, SCAN_WINDOW);
+	/* Read the slice, not a scan window past it: this runs on fetches. */
+	rbuf_init(&b, s->fd, to - p < SCAN_WINDOW ? (size_t)(to - p) : SCAN_WINDOW);
 	while (p < to) {
 		struct batch_header h;
 		uint64_t y;
