@@ -348,11 +348,15 @@ int seg_verify(struct segment *s, uint64_t from, uint64_t to, int64_t off, uint6
 		}
 		break;
 	}
-	if (rc >= 0 && p > from) {
-		if (!extend)
+	/* One range is kept: grow it by what passed when they touch, else keep
+	 * the later one (for the active segment, the one appends extend). */
+	if (rc >= 0 && p > from && p >= s->ok_pos) {
+		if (from < s->ok_pos || from > s->ok_end)
 			s->ok_pos = from;
-		s->ok_end = p;
-		s->ok_end_off = off;
+		if (p > s->ok_end || from > s->ok_end) {
+			s->ok_end = p;
+			s->ok_end_off = off;
+		}
 	}
 out:
 	rbuf_fini(&b);
