@@ -2248,26 +2248,6 @@ static int open_files(struct log *l)
 	return 0;
 }
 
-/* 1 if [pos, pos + len) of fd reads as zeros: the zero-ahead a crash left
- * (start-up path, blocking). */
-static bool all_zero(int fd, uint64_t pos, uint64_t len)
-{
-	uint8_t buf[64 << 10];
-
-	while (len > 0) {
-		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
-		ssize_t got = pread(fd, buf, n, (off_t)pos);
-		if (got <= 0)
-			return false;
-		for (ssize_t i = 0; i < got; i++)
-			if (buf[i] != 0)
-				return false;
-		pos += (uint64_t)got;
-		len -= (uint64_t)got;
-	}
-	return true;
-}
-
 /* Scan segments [k, n) from (pos, off) in segment k; truncate a torn tail
  * of the last one; record corruption in the others and save their index. */
 static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
@@ -2310,7 +2290,7 @@ static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
 			last = true;
 		}
 		if (r.torn_bytes > 0 && last) {
-			if (all_zero(s->fd, r.torn_pos, r.torn_bytes))
+			if (seg_all_zero(s->fd, r.torn_pos, r.torn_bytes))
 				log_msg(LOGL_INFO, "%s: cutting %" PRIu64 " bytes of zero-ahead "
 					"from %s at position %" PRIu64, l->dir, r.torn_bytes, name,
 					r.torn_pos);

@@ -162,6 +162,23 @@ static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t pos)
 	return (ssize_t)done;
 }
 
+bool seg_all_zero(int fd, uint64_t pos, uint64_t len)
+{
+	uint8_t buf[64 << 10];
+
+	while (len > 0) {
+		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		if (pread_full(fd, buf, n, pos) != (ssize_t)n)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (buf[i] != 0)
+				return false;
+		pos += n;
+		len -= n;
+	}
+	return true;
+}
+
 /* Point *out at `need` bytes at `pos`.  Returns 0, -ENODATA if the file ends
  * first, -ENOMEM or -errno. */
 static int rbuf_get(struct rbuf *b, uint64_t pos, size_t need, const uint8_t **out)

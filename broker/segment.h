@@ -129,6 +129,10 @@ int seg_scan(struct segment *s, uint64_t pos, int64_t off, uint32_t max_batch,
 int seg_locate(struct segment *s, int64_t offset, uint64_t limit,
 	       uint64_t *pos, int64_t *base);
 
+/* Whether [pos, pos + len) of fd reads as zeros (a crash left zero-ahead
+ * there, not a torn batch).  Blocking; false on a read error. */
+bool seg_all_zero(int fd, uint64_t pos, uint64_t len);
+
 /* Check the batches in [from, to) (whole batches, the first with base
  * offset `off`) that are not known good: header, CRC, record structure,
  * dense offsets.  The first bad one becomes a corrupt range, ending at the
