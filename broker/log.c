@@ -340,10 +340,12 @@ static void lru_trim(struct log_ctx *ctx)
 }
 
 /* A sealed segment whose seal completed and that nobody reads becomes
- * evictable. */
+ * evictable.  Not before: its seal chain still needs the fd (and the
+ * seal may wait a while, for room for its index files), and a disk-full
+ * cut may make it the active segment again. */
 static void seg_park(struct log_ctx *ctx, struct segment *s)
 {
-	if (!s->sealed || s->fd < 0 || s->refs > 0 || s->in_lru)
+	if (!s->seal_done || s->fd < 0 || s->refs > 0 || s->in_lru)
 		return;
 	TAILQ_INSERT_HEAD(&ctx->lru, s, lru);
 	s->in_lru = true;
@@ -1129,6 +1131,12 @@ static void nospace_cut(struct log *l)
 	s->size = keep == k ? c.pos : SEG_HEADER_SIZE;
 	s->next_offset = keep == k ? c.off : s->base;
 	s->hdr_pending = keep != k || pos < SEG_HEADER_SIZE;
+	if (s->ok_end > s->size) { /* appends had grown it over the cut batches */
+		s->ok_end = s->size;
+		s->ok_end_off = s->next_offset;
+		if (s->ok_pos > s->ok_end)
+			s->ok_pos = s->ok_end;
+	}
 	idx_truncate(&s->idx, s->size);
 	if (s->idx.noff > 0) {
 		s->idx.max_ts = l->wr_max_ts;
@@ -2240,26 +2248,6 @@ static int open_files(struct log *l)
 	return 0;
 }
 
-/* 1 if [pos, pos + len) of fd reads as zeros: the zero-ahead a crash left
- * (start-up path, blocking). */
-static bool all_zero(int fd, uint64_t pos, uint64_t len)
-{
-	uint8_t buf[64 << 10];
-
-	while (len > 0) {
-		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
-		ssize_t got = pread(fd, buf, n, (off_t)pos);
-		if (got <= 0)
-			return false;
-		for (ssize_t i = 0; i < got; i++)
-			if (buf[i] != 0)
-				return false;
-		pos += (uint64_t)got;
-		len -= (uint64_t)got;
-	}
-	return true;
-}
-
 /* Scan segments [k, n) from (pos, off) in segment k; truncate a torn tail
  * of the last one; record corruption in the others and save their index. */
 static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
@@ -2302,7 +2290,7 @@ static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
 			last = true;
 		}
 		if (r.torn_bytes > 0 && last) {
-			if (all_zero(s->fd, r.torn_pos, r.torn_bytes))
+			if (seg_all_zero(s->fd, r.torn_pos, r.torn_bytes))
 				log_msg(LOGL_INFO, "%s: cutting %" PRIu64 " bytes of zero-ahead "
 					"from %s at position %" PRIu64, l->dir, r.torn_bytes, name,
 					r.torn_pos);

@@ -106,7 +106,15 @@ int seg_add_bad(struct segment *s, uint64_t pos, uint64_t end, int64_t off, int6
 	if (nb == NULL)
 		return -ENOMEM;
 	s->bad = nb;
-	s->bad[s->nbad++] = (struct seg_bad){ pos, end, off, off_end };
+	/* Keep the list sorted by pos (seg_bad_after, and recovery dropping
+	 * the ranges past its start, rely on it): a read may find a range
+	 * before the ones already known. */
+	int i = s->nbad;
+	while (i > 0 && s->bad[i - 1].pos > pos)
+		i--;
+	memmove(&s->bad[i + 1], &s->bad[i], (size_t)(s->nbad - i) * sizeof(*nb));
+	s->bad[i] = (struct seg_bad){ pos, end, off, off_end };
+	s->nbad++;
 	return 0;
 }
 
@@ -152,6 +160,23 @@ static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t pos)
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
+}
+
+bool seg_all_zero(int fd, uint64_t pos, uint64_t len)
+{
+	uint8_t buf[64 << 10];
+
+	while (len > 0) {
+		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		if (pread_full(fd, buf, n, pos) != (ssize_t)n)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (buf[i] != 0)
+				return false;
+		pos += n;
+		len -= n;
+	}
+	return true;
 }
 
 /* Point *out at `need` bytes at `pos`.  Returns 0, -ENODATA if the file ends
@@ -312,7 +337,8 @@ int seg_verify(struct segment *s, uint64_t from, uint64_t to, int64_t off, uint6
 		p = s->ok_end;
 		off = s->ok_end_off;
 	}
-	rbuf_init(&b, s->fd, SCAN_WINDOW);
+	/* Read the slice, not a scan window past it: this runs on fetches. */
+	rbuf_init(&b, s->fd, to - p < SCAN_WINDOW ? (size_t)(to - p) : SCAN_WINDOW);
 	while (p < to) {
 		struct batch_header h;
 		uint64_t y;
@@ -339,11 +365,15 @@ int seg_verify(struct segment *s, uint64_t from, uint64_t to, int64_t off, uint6
 		}
 		break;
 	}
-	if (rc >= 0 && p > from) {
-		if (!extend)
+	/* One range is kept: grow it by what passed when they touch, else keep
+	 * the later one (for the active segment, the one appends extend). */
+	if (rc >= 0 && p > from && p >= s->ok_pos) {
+		if (from < s->ok_pos || from > s->ok_end)
 			s->ok_pos = from;
-		s->ok_end = p;
-		s->ok_end_off = off;
+		if (p > s->ok_end || from > s->ok_end) {
+			s->ok_end = p;
+			s->ok_end_off = off;
+		}
 	}
 out:
 	rbuf_fini(&b);

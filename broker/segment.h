@@ -93,7 +93,7 @@ struct segment *seg_new(int64_t base);
 /* Close the fd (if open) and free everything; requires refs == 0. */
 void seg_free(struct segment *s);
 
-/* Record a corrupt range.  Returns 0 or -ENOMEM. */
+/* Record a corrupt range (kept sorted by pos).  Returns 0 or -ENOMEM. */
 int seg_add_bad(struct segment *s, uint64_t pos, uint64_t end, int64_t off, int64_t off_end);
 
 /* The corrupt range containing pos, or NULL. */
@@ -128,6 +128,10 @@ int seg_scan(struct segment *s, uint64_t pos, int64_t off, uint32_t max_batch,
  * range met on the way, or -errno from pread. */
 int seg_locate(struct segment *s, int64_t offset, uint64_t limit,
 	       uint64_t *pos, int64_t *base);
+
+/* Whether [pos, pos + len) of fd reads as zeros (a crash left zero-ahead
+ * there, not a torn batch).  Blocking; false on a read error. */
+bool seg_all_zero(int fd, uint64_t pos, uint64_t len);
 
 /* Check the batches in [from, to) (whole batches, the first with base
  * offset `off`) that are not known good: header, CRC, record structure,

@@ -42,23 +42,6 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static bool all_zero(int fd, uint64_t pos, uint64_t len)
-{
-	uint8_t buf[4096];
-
-	while (len > 0) {
-		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
-		if (pread(fd, buf, n, (off_t)pos) != (ssize_t)n)
-			return false;
-		for (size_t i = 0; i < n; i++)
-			if (buf[i] != 0)
-				return false;
-		pos += n;
-		len -= n;
-	}
-	return true;
-}
-
 /* Every .index entry must point at a batch header carrying the offset it
  * claims, outside any corrupt range.  Returns the first bad entry or -1. */
 static long index_entries_bad(const struct segment *s)
@@ -170,7 +153,7 @@ static int check_segment(struct vstats *v, const char *pdir, int dirfd, int64_t 
 		v->batches_bad++;
 	}
 	if (r.torn_bytes > 0) {
-		if (last && all_zero(s->fd, r.torn_pos, r.torn_bytes)) {
+		if (last && seg_all_zero(s->fd, r.torn_pos, r.torn_bytes)) {
 			/* zero-ahead left by a crash: cut at the next start */
 		} else if (last) {
 			fprintf(v->out, "CORRUPT %s/%s position %" PRIu64 ": offset %" PRId64

@@ -1352,6 +1352,61 @@ START_TEST(test_corruption_list_saved_when_replaced)
 }
 END_TEST
 
+/* Lines of the partition's `corrupt` file that record a range. */
+static int corrupt_lines(const struct lt *t)
+{
+	char path[LT_PATH_MAX], line[256];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/corrupt", t->dir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += line[0] != '#';
+	fclose(f);
+	return n;
+}
+
+/* Reads find two corrupt batches of a sealed segment after a clean restart
+ * (which scans nothing), the later one first.  Each is recorded once: the
+ * ranges stay sorted by position, so a slice from before both stops at the
+ * first instead of running into it and finding it again (the `corrupt`
+ * file grew by a duplicate line at every such read). */
+START_TEST(test_corruption_found_out_of_order)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t end;
+	int k1 = 3, k2 = 8;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 60, 10, TS0);
+	end = log_end_offset(t.log);
+	lt_close(&t);
+	tab_build(&t);
+	ck_assert_int_eq(tab.seg[k2 + 1], 0); /* both in the sealed first segment */
+	lt_seg_path(&t, path, tab.seg_base[0], ".log");
+	lt_flip(path, tab.pos[k1] + tab.size[k1] - 2, 0x20);
+	lt_flip(path, tab.pos[k2] + tab.size[k2] - 2, 0x20);
+	lt_open(&t);
+	expect_read_err(&t, tab.base[k2], -EUCLEAN);
+	for (int pass = 0; pass < 3; pass++) {
+		lt_read_range(&t, 0, tab.base[k1], UINT64_MAX);
+		expect_read_err(&t, tab.base[k1], -EUCLEAN);
+		lt_read_range(&t, tab.base[k1 - 1], tab.base[k1], UINT64_MAX);
+		lt_read_range(&t, tab.base[k1 + 1], tab.base[k2], UINT64_MAX);
+		expect_read_err(&t, tab.base[k2], -EUCLEAN);
+		expect_readable(&t, tab.base[k2 + 1], end);
+	}
+	ck_assert_int_eq(corrupt_lines(&t), 2);
+	lt_fini(&t);
+}
+END_TEST
+
 /* A crash just after a roll, before anything reached the new segment: it
  * is an empty file.  The open keeps the offsets and appending goes on. */
 START_TEST(test_crash_right_after_roll)
@@ -2683,6 +2738,55 @@ START_TEST(test_nospace_seal_index)
 }
 END_TEST
 
+/* Completions of `what` with res >= 0 recorded at or after index `from`. */
+static int ok_count(const struct lt *t, int from, const char *what)
+{
+	int n = 0;
+
+	for (int i = from; i < t->nev && i < LT_MAX_EVENTS; i++)
+		n += strcmp(t->ev[i].what, what) == 0 && t->ev[i].res >= 0;
+	return n;
+}
+
+/* Rolled segments whose seal waits for room for their index files are
+ * read meanwhile, with a one-fd cache.  Released, they must not enter the
+ * fd cache, which closes what it evicts: only sealed segments whose seal
+ * completed are evictable (the retried seal found its fd closed, and the
+ * log failed). */
+START_TEST(test_nospace_seal_waiting_not_evicted)
+{
+	struct lt t;
+	int64_t end;
+	int n;
+
+	lt_init_opts(&t, 1);
+	t.cfg.segment_bytes = 1024;
+	lt_open(&t);
+	lt_append_sync(&t, 3, TS0);
+	lt_inject(&t, "log.index.write", 0, 1000000, -ENOSPC); /* until cleared */
+	/* acks=leader: what follows a waiting seal is not durable yet */
+	while (log_segment_count(t.log) < 3) {
+		struct lt_app *p = lt_append(&t, 3, TS0, LOG_ACKS_LEADER);
+		LT_RUN_UNTIL(&t, p->calls > 0);
+		ck_assert_int_eq(p->res, 0);
+	}
+	end = log_end_offset(t.log);
+	ck_assert_int_gt(log_high_watermark(t.log), 0); /* the first segment */
+	expect_readable(&t, 0, log_high_watermark(t.log));
+	ck_assert_int_eq(ok_count(&t, 0, "log.index.write"), 0); /* the seal waits */
+	t.fail_left = 0; /* room again */
+	n = t.nev;
+	LT_RUN_UNTIL(&t, ok_count(&t, n, "log.index.write") >= 4 || log_error(t.log) != 0);
+	lt_settle(&t);
+	ck_assert_int_eq(log_error(t.log), 0);
+	ck_assert_int_eq(log_high_watermark(t.log), end);
+	expect_readable(&t, 0, end);
+	lt_close(&t);
+	lt_open(&t);
+	expect_readable(&t, 0, end);
+	lt_fini(&t);
+}
+END_TEST
 /* A checkpoint that finds no room is skipped, not fatal; the next works. */
 START_TEST(test_nospace_checkpoint)
 {
@@ -2731,6 +2835,40 @@ START_TEST(test_nospace_fsync_is_fatal)
 	ck_assert_int_eq(log_high_watermark(t.log), durable);
 	ck_assert_int_eq(b->calls, 1);
 	expect_readable(&t, 0, durable);
+	lt_fini(&t);
+}
+END_TEST
+
+/* Reads after a cut: the batches written after it are served whole.  The
+ * known-good stretch of the segment (not checked again by reads) had grown
+ * over the refused append and must shrink with the cut, or a read checks
+ * the new batches from a stale position and offset: a false corrupt range
+ * and a slice ending mid-batch. */
+START_TEST(test_nospace_reads_after_cut)
+{
+	struct lt t;
+	struct lt_app *b;
+	int64_t end;
+
+	lt_init(&t);
+	lt_open(&t);
+	fill(&t, 3, 3, TS0);
+	lt_settle(&t);
+	end = log_end_offset(t.log);
+	lt_inject(&t, "log.write", 0, 1, -ENOSPC);
+	b = lt_append(&t, 4, TS0, LOG_ACKS_ALL);
+	LT_RUN_UNTIL(&t, b->calls > 0);
+	ck_assert_int_eq(b->res, -ENOSPC);
+	for (int i = 0; i < 6; i++) {
+		struct lt_app *p = lt_append(&t, 1, TS0 + i, LOG_ACKS_ALL);
+		LT_RUN_UNTIL(&t, p->calls > 0);
+		ck_assert_int_eq(p->res, 0);
+	}
+	expect_readable(&t, 0, end + 6);
+	ck_assert_str_eq(log_corruption(t.log), "");
+	lt_close(&t);
+	lt_open(&t);
+	expect_readable(&t, 0, end + 6);
 	lt_fini(&t);
 }
 END_TEST
@@ -2802,6 +2940,7 @@ Suite *log_suite(void)
 	tcase_add_loop_test(tc, test_read_verifies_crc, 0, 3);
 	tcase_add_test(tc, test_corruption_hiding_no_offset_remembered);
 	tcase_add_test(tc, test_corruption_list_saved_when_replaced);
+	tcase_add_test(tc, test_corruption_found_out_of_order);
 	tcase_add_test(tc, test_clean_open_skips_scan);
 	tcase_add_test(tc, test_unclean_open_scans);
 	suite_add_tcase(s, tc);
@@ -2839,8 +2978,10 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_nospace_rolled_segments_removed);
 	tcase_add_test(tc, test_nospace_zero_ahead);
 	tcase_add_test(tc, test_nospace_seal_index);
+	tcase_add_test(tc, test_nospace_seal_waiting_not_evicted);
 	tcase_add_test(tc, test_nospace_checkpoint);
 	tcase_add_test(tc, test_nospace_fsync_is_fatal);
+	tcase_add_test(tc, test_nospace_reads_after_cut);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("index");
