@@ -31,7 +31,14 @@
 #    fetch max_bytes 4 MiB, 2 fetches in flight; every batch is CRC-checked
 #    and every record walked by the client (batch_iter).
 #  - Latency: one record per request, one in flight, 2,000/s, measured from
-#    the scheduled send time (as the peer's client does).  `ping` (ListOffsets
+#    the scheduled send time (as the peer's client does).  The acks=all run
+#    (the one compared with Redis `appendfsync always`) is repeated in
+#    WIRE_LAT_ROUNDS rounds, each followed at once by the peer's own client
+#    against a Redis `always` started here: the disk's fsync tail drifts from
+#    minute to minute on this VM, and one-in-flight at 2,000/s runs near its
+#    capacity (p50 ~0.4 ms of a 0.5 ms period), so one slow fsync delays the
+#    dozens of sends scheduled behind it.  Back-to-back rounds and medians
+#    compare the two under the same weather.  `ping` (ListOffsets
 #    at the same rate) is the broker's round trip without the log, as Redis
 #    PING is.  acks=leader is measured on the default flush.mode=always topic
 #    and on a flush.mode=os topic (no fdatasync at all).
@@ -53,6 +60,8 @@
 #   WIRE_MAX_100=18000000   record cap of the 100 B produce (~2 GB of log)
 #   WIRE_MAX_1K=2000000     record cap of the 1 KiB produce (~2 GB of log)
 #   WIRE_LAT_SECONDS=8      seconds per fixed-rate latency run (2,000/s)
+#   WIRE_LAT_ROUNDS=3       interleaved ours/Redis rounds of the acks=all run
+#   REDIS_LAT_PORT=16381    loopback port of the Redis of those rounds
 #   WIRE_PING_SECONDS=4     seconds of the ping floor
 #   WIRE_E2E_SECONDS=5      seconds per e2e run (10,000/s)
 #   WIRE_WARM=1             warm the page cache before produce runs
@@ -76,6 +85,8 @@ WIRE_BATCH=${WIRE_BATCH:-64k}
 WIRE_MAX_100=${WIRE_MAX_100:-18000000}
 WIRE_MAX_1K=${WIRE_MAX_1K:-2000000}
 WIRE_LAT_SECONDS=${WIRE_LAT_SECONDS:-8}
+WIRE_LAT_ROUNDS=${WIRE_LAT_ROUNDS:-3}
+REDIS_LAT_PORT=${REDIS_LAT_PORT:-16381}
 WIRE_PING_SECONDS=${WIRE_PING_SECONDS:-4}
 WIRE_E2E_SECONDS=${WIRE_E2E_SECONDS:-5}
 WIRE_WARM=${WIRE_WARM:-1}
@@ -104,6 +115,50 @@ bw() {
 	echo "$LINE"
 }
 
+# The Redis of the interleaved acks=all latency rounds, as the peer script
+# starts it for `appendfsync always` (no RDB, no AOF rewrite); REDIS_PID
+# stays empty when Redis or hiredis is missing.
+REDIS_PID=""
+start_redis_lat() {
+	local d=$DIR/redis-lat
+	[ "$WIRE_PEERS" = 1 ] && command -v redis-server >/dev/null &&
+		command -v redis-cli >/dev/null && [ -e /usr/include/hiredis/hiredis.h ] &&
+		[ -f "$PEERS_DIR/redis_stream_bench.c" ] || {
+		note "redis-server, redis-cli, libhiredis-dev or $PEERS_DIR/redis_stream_bench.c" \
+			"missing: acks=all latency rounds without Redis"
+		return 0
+	}
+	mkdir -p "$d"
+	gcc -O2 -o "$DIR/redis_stream_bench" "$PEERS_DIR/redis_stream_bench.c" -lhiredis
+	redis-server --port "$REDIS_LAT_PORT" --bind 127.0.0.1 --dir "$d" --save '' \
+		--daemonize no --auto-aof-rewrite-percentage 0 --logfile "$d/redis.log" \
+		--appendonly yes --appendfsync always &
+	REDIS_PID=$!
+	for _ in $(seq 100); do
+		redis-cli -p "$REDIS_LAT_PORT" ping >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "wire.sh: redis-server did not start on port $REDIS_LAT_PORT" >&2
+	exit 1
+}
+stop_redis_lat() {
+	[ -n "$REDIS_PID" ] || return 0
+	kill "$REDIS_PID" 2>/dev/null || true
+	wait "$REDIS_PID" 2>/dev/null || true
+	REDIS_PID=""
+}
+trap 'stop_redis_lat; bench_cleanup' EXIT
+
+# median_line KEY LINE... -> the line whose KEY value is the median (the
+# upper one of an even count); nothing for no lines.
+median_line() {
+	local key=$1 l
+	shift
+	[ $# -gt 0 ] || return 0
+	for l in "$@"; do printf '%s\t%s\n' "$(kv "$l" "$key")" "$l"; done |
+		sort -g | sed -n "$(($# / 2 + 1))p" | cut -f 2-
+}
+
 # kv LINE KEY -> value of KEY=value in a result line.
 kv() { sed -n "s/.*[ ^]$2=\([^ ]*\).*/\1/p" <<<" $1" | head -n 1; }
 calc() { awk "BEGIN { printf \"%.2f\", $* }"; }
@@ -123,13 +178,31 @@ declare -A OURS
 note "(c) ping floor: ListOffsets at 2000/s"
 bw ping --create --topic lat-ping --rate 2000 --seconds "$WIRE_PING_SECONDS"
 OURS[ping]=$LINE
-for v in leader.always leader.os all.always; do
+for v in leader.always leader.os; do
 	acks=${v%.*} mode=${v#*.}
 	note "(c) latency acks=$acks flush.mode=$mode, 100 B, 2000/s"
 	bw latency --create --topic "lat-$acks-$mode" --topic-config "flush.mode=$mode" \
 		--acks "$acks" --record-size 100 --rate 2000 --seconds "$WIRE_LAT_SECONDS"
 	OURS[latency.$v]=$LINE
 done
+# acks=all: rounds of ours then Redis `appendfsync always` (its own hiredis
+# client), back to back, so that both meet the same disk weather; the table
+# takes the median p99 of each side.
+start_redis_lat
+LAT_OURS=() LAT_REDIS=()
+for r in $(seq "$WIRE_LAT_ROUNDS"); do
+	note "(c) latency acks=all flush.mode=always, 100 B, 2000/s, round $r of $WIRE_LAT_ROUNDS"
+	bw latency --create --topic "lat-all-always-$r" --topic-config flush.mode=always \
+		--acks all --record-size 100 --rate 2000 --seconds "$WIRE_LAT_SECONDS"
+	LAT_OURS+=("$LINE")
+	[ -n "$REDIS_PID" ] || continue
+	l=$("$DIR/redis_stream_bench" rate "$REDIS_LAT_PORT" "lat$r" 100 2000 \
+		$((2000 * WIRE_LAT_SECONDS)) 60)
+	echo "redis: round=$r appendfsync=always $l"
+	LAT_REDIS+=("$l")
+done
+stop_redis_lat
+OURS[latency.all.always]=$(median_line p99_us "${LAT_OURS[@]}")
 for v in all.always leader.os; do
 	acks=${v%.*} mode=${v#*.}
 	note "(d) e2e acks=$acks flush.mode=$mode, 100 B, 10000/s, long poll"
@@ -242,10 +315,26 @@ else peer=$REF_rate_100_p99; tag=" ref"; fi
 for v in leader.always leader.os all.always; do
 	acks=${v%.*} mode=${v#*.}
 	ours=$(kv "${OURS[latency.$v]}" p99_us)
-	if [ "$acks" = leader ]; then lim=300; else lim=1000; fi
-	row "(c) latency acks=$acks $mode 2k/s, p99 us" "$ours" "$peer$tag" \
+	if [ "$acks" = leader ]; then
+		lim=300 what="(c) latency acks=$acks $mode 2k/s, p99 us"
+	else
+		lim=1000 what="(c) latency acks=all always 2k/s, median p99"
+		if [ ${#LAT_REDIS[@]} -gt 0 ]; then
+			peer=$(kv "$(median_line p99_us "${LAT_REDIS[@]}")" p99_us); tag=""
+		fi
+	fi
+	row "$what" "$ours" "$peer$tag" \
 		"$(calc "$peer" / "$ours")x" "<= $lim us" "$(verdict le "$ours" "$lim")"
 done
+if [ ${#LAT_REDIS[@]} -gt 0 ]; then
+	won=0
+	for i in "${!LAT_REDIS[@]}"; do
+		le "$(kv "${LAT_OURS[$i]}" p99_us)" "$(kv "${LAT_REDIS[$i]}" p99_us)" && won=$((won + 1))
+	done
+	echo "acks=all rounds (p99 us, ours vs Redis always, back to back): $(for i in "${!LAT_REDIS[@]}"; do
+		printf '%s vs %s; ' "$(kv "${LAT_OURS[$i]}" p99_us)" "$(kv "${LAT_REDIS[$i]}" p99_us)"
+	done)ours lower in $won of ${#LAT_REDIS[@]}"
+fi
 for v in all.always leader.os; do
 	acks=${v%.*} mode=${v#*.}
 	ours=$(kv "${OURS[e2e.$v]}" p99_us)
@@ -267,11 +356,13 @@ for k in produce.100 produce.1024 consume.100 consume.1024 ping latency.leader.a
 		"$(kv "$l" p99_us)" "$(kv "$l" p999_us)" "$(kv "$l" max_us)" \
 		"${mb:+$mb MB/s, }" "$(kv "$l" srv_cpu)" "$(kv "$l" all_cpu)"
 done
-for k in rate.100 rate.1024 ping; do
+[ ${#LAT_REDIS[@]} -eq 0 ] || PEER[rate.100.rounds]=$(median_line p99_us "${LAT_REDIS[@]}")
+for k in rate.100.rounds rate.100 rate.1024 ping; do
 	l=${PEER[$k]:-}
 	[ -n "$l" ] || continue
 	case $k in
 	ping) d="Redis PING at 2000/s" ;;
+	rate.100.rounds) d="the median of the interleaved rounds" ;;
 	*) d="Redis XADD appendfsync always, ${k#rate.} B, 2000/s" ;;
 	esac
 	printf '  %-21s %9s / %9s / %9s / %9s us  (%s)\n' "redis.$k" "$(kv "$l" p50_us)" \
