@@ -2,7 +2,7 @@
 # wire.sh — network benchmark of brokerd beside Redis Streams, in one run,
 # against issue 3's floors (a)-(e).  Usage: tests/bench/wire.sh BUILD_DIR
 # (needs BUILD_DIR/brokerd and BUILD_DIR/bench/bench_wire; BENCH_PARTS=wire
-# tests/bench/run.sh BUILD_DIR runs it too).  About 3-4 minutes on 2 cores.
+# tests/bench/run.sh BUILD_DIR runs it too).  About 4-5 minutes on 2 cores.
 # Informational: exits 0 when a floor is missed, non-zero only when a program
 # fails.  Raw result lines as it goes, then one table: ours, peer, ratio,
 # floor, PASS/BELOW.
@@ -185,9 +185,7 @@ for v in leader.always leader.os; do
 		--acks "$acks" --record-size 100 --rate 2000 --seconds "$WIRE_LAT_SECONDS"
 	OURS[latency.$v]=$LINE
 done
-# acks=all: rounds of ours then Redis `appendfsync always` (its own hiredis
-# client), back to back, so that both meet the same disk weather; the table
-# takes the median p99 of each side.
+# acks=all: rounds of ours then Redis, back to back (see the header).
 start_redis_lat
 LAT_OURS=() LAT_REDIS=()
 for r in $(seq "$WIRE_LAT_ROUNDS"); do
