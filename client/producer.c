@@ -764,6 +764,17 @@ static bool batch_retry(struct bk_producer *p, struct pbatch *b, int err, int64_
 	return true;
 }
 
+/* b was acknowledged by r: note where it landed, queue its delivery. */
+static void batch_acked(struct io *io, struct pbatch *b, const struct preq *r)
+{
+	b->err = 0;
+	if (r->resp != NULL) {
+		b->partition = (int32_t)r->resp->produce->partition;
+		b->base_offset = r->resp->produce->base_offset;
+	}
+	batch_push(&io->done, b);
+}
+
 static void on_produce(struct bk_producer *p, struct preq *r, int64_t now, struct io *io)
 {
 	struct pbatch *b = r->batch;
@@ -772,12 +783,7 @@ static void on_produce(struct bk_producer *p, struct preq *r, int64_t now, struc
 
 	pt->inflight = false;
 	if (err == 0) {
-		b->err = 0;
-		if (r->resp != NULL) {
-			b->partition = (int32_t)r->resp->produce->partition;
-			b->base_offset = r->resp->produce->base_offset;
-		}
-		batch_push(&io->done, b);
+		batch_acked(io, b, r);
 		return;
 	}
 	if (batch_retry(p, b, err, now)) {
@@ -805,12 +811,7 @@ static void on_probe(struct bk_producer *p, struct preq *r, int64_t now, struct 
 
 	t->probe_inflight = false;
 	if (err == 0) {
-		b->err = 0;
-		if (r->resp != NULL) {
-			b->partition = (int32_t)r->resp->produce->partition;
-			b->base_offset = r->resp->produce->base_offset;
-		}
-		batch_push(&io->done, b);
+		batch_acked(io, b, r);
 		t->probe = NULL;
 		t->md_want = true; /* it exists now: learn its partitions */
 		return;
