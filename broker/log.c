@@ -2322,6 +2322,18 @@ static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
 			log_msg(LOGL_ERROR, "%s: %s ends at offset %" PRId64
 				" but the next segment starts at %" PRId64, l->dir, name,
 				s->next_offset, want_next);
+		if (s->next_offset > want_next && r.torn_bytes == 0) {
+			/* Its batches run into the next segment's offsets: serve
+			 * none of them twice, nor a batch that straddles its base. */
+			uint64_t at;
+			int64_t from;
+
+			rc = seg_locate(s, want_next, s->size, &at, &from);
+			if (rc == 0)
+				rc = seg_add_bad(s, at, s->size, from, want_next);
+			if (rc < 0 && rc != -EUCLEAN && rc != -ENOENT)
+				return rc;
+		}
 		s->size = r.torn_bytes > 0 ? r.file_size : s->size;
 		s->next_offset = want_next;
 		if (idx_seal(&s->idx) < 0)

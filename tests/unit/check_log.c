@@ -1637,6 +1637,51 @@ START_TEST(test_recover_sealed_segment_bad_tail)
 }
 END_TEST
 
+/* The last segment's name puts its base inside the sealed segment before
+ * it (and its file is too short for a header): the batches from the one
+ * that holds that base on are refused, not served as offsets that the
+ * next segment starts again.  Found by fuzz_recovery. */
+START_TEST(test_recover_next_base_inside_sealed)
+{
+	struct lt t;
+	char from[LT_PATH_MAX], to[LT_PATH_MAX];
+	int64_t base;
+	int j, prev;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 70, 10, TS0);
+	lt_crash(&t);
+	tab_build(&t);
+	ck_assert_int_ge(tab.nsegs, 3);
+	prev = tab.nsegs - 2;
+	for (j = tab.n - 1; tab.seg[j] != prev; j--)
+		;
+	/* Not the segment's last batch (some lie after it), and of 2+ records,
+	 * so that the new base falls inside it. */
+	do
+		j--;
+	while (tab.base[j + 1] - tab.base[j] < 2);
+	ck_assert_int_eq(tab.seg[j], prev);
+	base = tab.base[j] + 1;
+	lt_seg_path(&t, from, tab.seg_base[tab.nsegs - 1], ".log");
+	lt_seg_path(&t, to, base, ".log");
+	ck_assert_int_eq(rename(from, to), 0);
+	ck_assert_int_eq(truncate(to, 1), 0);
+	for (int k = 0; k < 2; k++) {
+		lt_seg_path(&t, from, tab.seg_base[tab.nsegs - 1], k ? ".timeindex" : ".index");
+		unlink(from);
+	}
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), base);
+	expect_readable(&t, 0, tab.base[j]);
+	expect_read_err(&t, tab.base[j], -EUCLEAN);
+	ck_assert_int_eq(lt_append_sync(&t, 2, TS0)->a.base_offset, base);
+	lt_fini(&t);
+}
+END_TEST
+
 /* Clean shutdown: the next open trusts the checkpoint and scans nothing,
  * so a batch that a scan would reject (bad CRC of the last batch, which a
  * scan would cut as a torn tail) is neither cut nor noticed. */
@@ -2944,6 +2989,7 @@ Suite *log_suite(void)
 	tcase_add_loop_test(tc, test_recover_active_header_only, 0, 3);
 	tcase_add_loop_test(tc, test_recover_without_checkpoint, 0, 3);
 	tcase_add_test(tc, test_recover_sealed_segment_bad_tail);
+	tcase_add_test(tc, test_recover_next_base_inside_sealed);
 	tcase_add_test(tc, test_recover_corrupt_middle);
 	tcase_add_test(tc, test_corruption_named);
 	tcase_add_test(tc, test_corruption_remembered_after_clean_restart);
