@@ -1420,9 +1420,9 @@ static int bad_load(struct log *l)
 		int i = find_seg(l, base);
 		/* off == off_end is a range that hides no offset (the batch
 		 * after it carries on at the same offset): its bytes must
-		 * still never be served. */
-		if (i < 0 || l->segs[i]->base != base || pos >= end || end > l->segs[i]->size ||
-		    off > off_end)
+		 * still never be served.  An empty range only ends a segment. */
+		if (i < 0 || l->segs[i]->base != base || pos > end || end > l->segs[i]->size ||
+		    (pos == end && end != l->segs[i]->size) || off > off_end)
 			continue;
 		rc = seg_add_bad(l->segs[i], pos, end, off, off_end);
 	}
@@ -2320,8 +2320,16 @@ static int recover_from(struct log *l, int k, uint64_t pos, int64_t off)
 		}
 		if (s->next_offset != want_next && r.torn_bytes == 0)
 			log_msg(LOGL_ERROR, "%s: %s ends at offset %" PRId64
-				" but the next segment starts at %" PRId64, l->dir, name,
-				s->next_offset, want_next);
+				" but the next segment starts at %" PRId64 "%s", l->dir, name,
+				s->next_offset, want_next, s->next_offset < want_next ?
+				": the offsets between are lost and will not be served" : "");
+		if (s->next_offset < want_next && r.torn_bytes == 0) {
+			/* A read of the lost offsets is refused, not skipped: an
+			 * empty corrupt range at the end of the segment. */
+			rc = seg_add_bad(s, s->size, s->size, s->next_offset, want_next);
+			if (rc < 0)
+				return rc;
+		}
 		if (s->next_offset > want_next && r.torn_bytes == 0) {
 			/* Its batches run into the next segment's offsets: serve
 			 * none of them twice, nor a batch that straddles its base. */

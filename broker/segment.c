@@ -121,7 +121,7 @@ int seg_add_bad(struct segment *s, uint64_t pos, uint64_t end, int64_t off, int6
 const struct seg_bad *seg_bad_at(const struct segment *s, uint64_t pos)
 {
 	for (int i = 0; i < s->nbad; i++)
-		if (pos >= s->bad[i].pos && pos < s->bad[i].end)
+		if (pos >= s->bad[i].pos && (pos < s->bad[i].end || pos == s->bad[i].pos))
 			return &s->bad[i];
 	return NULL;
 }
@@ -408,16 +408,16 @@ int seg_locate(struct segment *s, int64_t offset, uint64_t limit, uint64_t *pos,
 		struct batch_header h;
 		const struct seg_bad *bad = seg_bad_at(s, p);
 
+		if (bad != NULL && offset < bad->off_end) {
+			*pos = p;
+			rc = -EUCLEAN;
+			break;
+		}
 		if (p >= limit) {
 			rc = -ENOENT;
 			break;
 		}
-		if (bad != NULL) {
-			if (offset < bad->off_end) {
-				*pos = p;
-				rc = -EUCLEAN;
-				break;
-			}
+		if (bad != NULL && bad->end > p) {
 			p = bad->end;
 			continue;
 		}
@@ -486,7 +486,7 @@ int seg_find_time(struct segment *s, uint64_t from, uint64_t limit, int64_t ts,
 	while (p < limit) {
 		struct batch_header h;
 		const struct seg_bad *bad = seg_bad_at(s, p);
-		if (bad != NULL) {
+		if (bad != NULL && bad->end > p) {
 			p = bad->end;
 			continue;
 		}

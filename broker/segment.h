@@ -34,7 +34,10 @@
 #define SEG_FLAG_SEALED      1u
 #define SEG_NAME_MAX         40          /* "<20 digits>.timeindex" + NUL */
 
-/* A byte range of the .log that failed validation and is never served. */
+/* A byte range of the .log that failed validation and is never served.
+ * An empty range (pos == end) lies at the end of a sealed segment whose
+ * batches stop short of the next segment's base: the offsets between were
+ * lost, and a read of them is refused like a read of corrupt bytes. */
 struct seg_bad {
 	uint64_t pos, end;      /* file positions [pos, end) */
 	int64_t off, off_end;   /* offsets [off, off_end) it hides */
@@ -96,7 +99,7 @@ void seg_free(struct segment *s);
 /* Record a corrupt range (kept sorted by pos).  Returns 0 or -ENOMEM. */
 int seg_add_bad(struct segment *s, uint64_t pos, uint64_t end, int64_t off, int64_t off_end);
 
-/* The corrupt range containing pos, or NULL. */
+/* The corrupt range containing pos (or empty and at pos), or NULL. */
 const struct seg_bad *seg_bad_at(const struct segment *s, uint64_t pos);
 
 /* First corrupt range starting at or after pos, or NULL. */

@@ -1682,6 +1682,49 @@ START_TEST(test_recover_next_base_inside_sealed)
 }
 END_TEST
 
+/* A sealed segment whose batches stop short of the next segment's base
+ * (the last segment renamed past the end): the offsets between are lost.
+ * A read of them is refused, also after a clean restart; it is neither
+ * served as a gap nor skipped.  Found by fuzz_recovery. */
+START_TEST(test_recover_gap_before_next_segment)
+{
+	struct lt t;
+	char from[LT_PATH_MAX], to[LT_PATH_MAX];
+	int64_t end, base;
+
+	lt_init(&t);
+	t.cfg.segment_bytes = SEG_SMALL;
+	lt_open(&t);
+	fill(&t, 70, 10, TS0);
+	lt_crash(&t);
+	tab_build(&t);
+	ck_assert_int_ge(tab.nsegs, 3);
+	end = tab.seg_base[tab.nsegs - 1]; /* where the sealed segment ends */
+	base = end + 50;
+	lt_seg_path(&t, from, end, ".log");
+	lt_seg_path(&t, to, base, ".log");
+	ck_assert_int_eq(rename(from, to), 0);
+	ck_assert_int_eq(truncate(to, 1), 0);
+	for (int k = 0; k < 2; k++) {
+		lt_seg_path(&t, from, end, k ? ".timeindex" : ".index");
+		unlink(from);
+	}
+	for (int k = 0; k < 2; k++) {
+		lt_open(&t);
+		ck_assert_int_eq(log_end_offset(t.log), base);
+		expect_readable(&t, 0, end);
+		expect_read_err(&t, end, -EUCLEAN);
+		expect_read_err(&t, base - 1, -EUCLEAN);
+		ck_assert_ptr_nonnull(strstr(log_corruption(t.log), "offsets"));
+		lt_close(&t); /* clean: the next open reads the range from `corrupt` */
+	}
+	lt_open(&t);
+	ck_assert_int_eq(lt_append_sync(&t, 2, TS0)->a.base_offset, base);
+	expect_readable(&t, base, base + 2);
+	lt_fini(&t);
+}
+END_TEST
+
 /* Clean shutdown: the next open trusts the checkpoint and scans nothing,
  * so a batch that a scan would reject (bad CRC of the last batch, which a
  * scan would cut as a torn tail) is neither cut nor noticed. */
@@ -2990,6 +3033,7 @@ Suite *log_suite(void)
 	tcase_add_loop_test(tc, test_recover_without_checkpoint, 0, 3);
 	tcase_add_test(tc, test_recover_sealed_segment_bad_tail);
 	tcase_add_test(tc, test_recover_next_base_inside_sealed);
+	tcase_add_test(tc, test_recover_gap_before_next_segment);
 	tcase_add_test(tc, test_recover_corrupt_middle);
 	tcase_add_test(tc, test_corruption_named);
 	tcase_add_test(tc, test_corruption_remembered_after_clean_restart);
