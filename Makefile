@@ -9,6 +9,7 @@
 #   make torture    install deps, build with ASan+UBSan, long crash tests
 #   make fuzz       build the libFuzzer targets with clang, run each for
 #                   FUZZ_SECONDS (300); `make check` runs each for 20 s
+#                   with the fixed seed FUZZ_CHECK_SEED (1)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make SAN=1 ...  any target with AddressSanitizer + UndefinedBehaviorSanitizer
 
@@ -159,6 +160,7 @@ $(B)/bench/%: $(B)/tests/bench/%.o $(LIBBROKER) $(LIBWIRE)
 # build/fuzz (every object with -fsanitize=fuzzer-no-link,address,undefined).
 FUZZ_SECONDS       ?= 300
 FUZZ_CHECK_SECONDS ?= 20
+FUZZ_CHECK_SEED    ?= 1
 FUZZ_NAMES = $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN   = $(patsubst %,$(B)/fuzz/%,$(FUZZ_NAMES))
 FUZZ_MAKE  = $(MAKE) --no-print-directory B=build/fuzz CC=clang SAN=1 \
@@ -195,7 +197,7 @@ $(B)/fuzz/mkcorpus: $(B)/tests/fuzz/mkcorpus.o $(LIBBROKER) $(LIBWIRE)
 check: deps
 	$(MAKE) --no-print-directory SAN=1 test
 	$(FUZZ_MAKE) fuzz-build
-	tests/fuzz/run.sh build/fuzz $(FUZZ_CHECK_SECONDS) $(FUZZ_NAMES)
+	FUZZ_SEED=$(FUZZ_CHECK_SEED) tests/fuzz/run.sh build/fuzz $(FUZZ_CHECK_SECONDS) $(FUZZ_NAMES)
 
 test: $(BROKERD) $(CHECK_UNIT) $(LIBCLIENT) $(LIBCLIENT_SO) $(TOOLS) $(CRASHDRV)
 	CK_DEFAULT_TIMEOUT=120 $(CHECK_UNIT)

@@ -5,8 +5,11 @@
 # never into the source tree).  A crash, sanitizer report, leak, timeout or
 # out-of-memory fails the target; its input is saved as
 # BUILD/fuzz-work/artifacts/TARGET-crash-<sha1> and the report is printed.
-# At the end: executions per target from libFuzzer's final stats, then
-# "fuzz: N passed, N failed".  Exit status 1 if any target failed.
+# At the end: executions per target from libFuzzer's final stats and the
+# seed each used, then "fuzz: N passed, N failed".  Exit status 1 if any
+# target failed.  FUZZ_SEED=N fixes libFuzzer's seed (`make check` does, so
+# that a failure there is replayed by the same command on a fresh clone);
+# unset, each run draws its own.
 set -u
 build=$1
 secs=$2
@@ -32,12 +35,13 @@ for t in "$@"; do
 	# -timeout: one input running 30 s is a hang; -rss_limit_mb: the
 	# default 2 GiB, stated.
 	"$bin" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
-		-print_final_stats=1 -artifact_prefix="$work/artifacts/$t-" \
+		${FUZZ_SEED:+-seed="$FUZZ_SEED"} -print_final_stats=1 -artifact_prefix="$work/artifacts/$t-" \
 		"$work/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | sed 's/cov: //')
+	seed=$(sed -n 's/^INFO: Seed: *//p' "$log" | head -1)
 	if [ "$rc" -eq 0 ] && [ -n "$execs" ]; then
 		pass=$((pass + 1))
 		res=ok
@@ -47,7 +51,7 @@ for t in "$@"; do
 		echo "fuzz: $t failed; the end of its log:"
 		tail -60 "$log"
 	fi
-	table="$table$(printf '  %-10s %12s execs %8s/s  cov %6s  %s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$res")
+	table="$table$(printf '  %-10s %12s execs %8s/s  cov %6s  seed %-10s  %s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${seed:-?}" "$res")
 "
 done
 echo "fuzz: executions per target (${secs}s each):"
