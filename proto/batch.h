@@ -87,10 +87,12 @@ static inline size_t batch_size(const struct batch_header *h)
 	return (size_t)BATCH_LENGTH_END + h->length;
 }
 
-/* Offset of the last record of the batch. */
+/* Offset of the last record of the batch.  base_offset is outside the CRC
+ * and may be anything: it wraps as the record iterator's offsets do, never
+ * overflows. */
 static inline int64_t batch_last_offset(const struct batch_header *h)
 {
-	return h->base_offset + (int64_t)h->record_count - 1;
+	return (int64_t)((uint64_t)h->base_offset + h->record_count - 1);
 }
 
 /* CRC-32C (Castagnoli, as iSCSI/ext4): batch_crc32c(0, "123456789", 9) is

@@ -53,7 +53,7 @@ static void walk(const uint8_t *buf, size_t len, const struct batch_header *h,
 	while (batch_iter_next(&it, &rec) == 1) {
 		if (n >= h->record_count)
 			fail("more records than record_count", n);
-		if (rec.offset != h->base_offset + n)
+		if (rec.offset != (int64_t)((uint64_t)h->base_offset + n))
 			fail("offsets are not dense", n);
 		if (rec.timestamp > h->max_timestamp || (n == 0 && rec.timestamp != h->first_timestamp))
 			fail("timestamp outside what the header promises", n);

@@ -377,6 +377,27 @@ START_TEST(test_stamp_offset)
 }
 END_TEST
 
+/* base_offset is outside the CRC: a damaged one near INT64_MAX wraps the
+ * batch's offsets (no signed overflow: UBSan fails this test otherwise).
+ * Found by fuzz_batch. */
+START_TEST(test_base_offset_wraps)
+{
+	size_t len;
+	uint8_t *buf = small_batch(&len);
+	struct batch_iter it;
+	struct batch_record r;
+
+	batch_stamp_offset(buf, INT64_MAX);
+	ck_assert_int_eq(batch_iter_init(&it, buf, len), 0);
+	ck_assert_int_eq(batch_last_offset(&it.h), INT64_MIN + 1);
+	ck_assert_int_eq(batch_iter_next(&it, &r), 1);
+	ck_assert_int_eq(r.offset, INT64_MAX);
+	ck_assert_int_eq(batch_iter_next(&it, &r), 1);
+	ck_assert_int_eq(r.offset, INT64_MIN);
+	free(buf);
+}
+END_TEST
+
 START_TEST(test_builder_finish_empty)
 {
 	struct batch_builder b;
@@ -1081,6 +1102,7 @@ Suite *batch_suite(void)
 	tcase_add_test(tc, test_roundtrip_many_records);
 	tcase_add_test(tc, test_roundtrip_large_value);
 	tcase_add_test(tc, test_stamp_offset);
+	tcase_add_test(tc, test_base_offset_wraps);
 	tcase_add_test(tc, test_builder_finish_empty);
 	tcase_add_test(tc, test_builder_reuse);
 	tcase_add_test(tc, test_builder_rejects_bad_args);
