@@ -677,6 +677,8 @@ static void chain_end(struct log_chain *ch)
 
 /* Write index entries [from, n) of both indexes to their files (creating
  * them with a header when from == 0) and fsync both: four linked ops.
+ * A file said to hold more entries than are kept (from > n: entries of a
+ * damaged file that the log dropped) is written again whole.
  * Returns the last sqe or NULL (-> *err). */
 static struct io_uring_sqe *chain_index(struct log_chain *ch, struct segment *s, bool sealed,
 					uint32_t from_off, uint32_t noff,
@@ -694,15 +696,16 @@ static struct io_uring_sqe *chain_index(struct log_chain *ch, struct segment *s,
 	};
 
 	for (int i = 0; i < 2; i++) {
-		int flags = O_WRONLY | O_CREAT | (f[i].from == 0 ? O_TRUNC : 0);
+		uint32_t from = f[i].from <= f[i].to ? f[i].from : 0;
+		int flags = O_WRONLY | O_CREAT | (from == 0 ? O_TRUNC : 0);
 		int fd = open_seg_file(l, s->base, f[i].ext, flags);
 		if (fd < 0) {
 			*err = fd;
 			return NULL;
 		}
 		ch->fds[i] = fd;
-		size_t hdr = f[i].from == 0 ? SEG_HEADER_SIZE : 0;
-		size_t len = hdr + (size_t)(f[i].to - f[i].from) * f[i].esz;
+		size_t hdr = from == 0 ? SEG_HEADER_SIZE : 0;
+		size_t len = hdr + (size_t)(f[i].to - from) * f[i].esz;
 		uint8_t *buf = malloc(len ? len : 1);
 		if (buf == NULL) {
 			*err = -ENOMEM;
@@ -714,10 +717,10 @@ static struct io_uring_sqe *chain_index(struct log_chain *ch, struct segment *s,
 		if (hdr && sealed && i == 0)
 			seg_header_set_flags(buf, SEG_FLAG_SEALED);
 		if (i == 0)
-			idx_encode_off(&s->idx, f[i].from, f[i].to, buf + hdr);
+			idx_encode_off(&s->idx, from, f[i].to, buf + hdr);
 		else
-			idx_encode_time(&s->idx, f[i].from, f[i].to, buf + hdr);
-		uint64_t at = hdr ? 0 : SEG_HEADER_SIZE + (uint64_t)f[i].from * f[i].esz;
+			idx_encode_time(&s->idx, from, f[i].to, buf + hdr);
+		uint64_t at = hdr ? 0 : SEG_HEADER_SIZE + (uint64_t)from * f[i].esz;
 		sqe = chain_sqe(ch, "log.index.write");
 		if (sqe == NULL)
 			goto busy;

@@ -1725,6 +1725,44 @@ START_TEST(test_recover_gap_before_next_segment)
 }
 END_TEST
 
+/* A clean open trusts the active segment's .timeindex when its entry count
+ * matches the checkpoint.  One whose last entry points past the last
+ * offset entry is dropped from memory at the next checkpoint, which then
+ * writes the file again whole (it once sized that write by a negative
+ * count: 48 GB).  Found by fuzz_recovery. */
+START_TEST(test_timeindex_past_index_rewritten)
+{
+	struct lt t;
+	char path[LT_PATH_MAX];
+	int64_t end, size;
+	uint8_t rel[4] = { 0xff, 0xff, 0xff, 0x00 };
+	int fd;
+
+	lt_init(&t);
+	t.cfg.index_interval_bytes = 512;
+	lt_open(&t);
+	fill(&t, 40, 8, TS0);
+	end = log_end_offset(t.log);
+	lt_close(&t);
+	lt_seg_path(&t, path, 0, ".timeindex");
+	size = lt_file_size(path);
+	ck_assert_int_ge(size, 16 + 2 * 12); /* a header, 2+ entries */
+	fd = open(path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, rel, sizeof(rel), size - 4), 4);
+	close(fd);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	lt_close(&t);
+	ck_assert_int_lt(lt_file_size(path), size);
+	lt_open(&t);
+	ck_assert_int_eq(log_end_offset(t.log), end);
+	expect_readable(&t, 0, end);
+	ck_assert_int_eq(offset_for_time(&t, TS0 + 100 * 39), end - 4);
+	lt_fini(&t);
+}
+END_TEST
+
 /* Clean shutdown: the next open trusts the checkpoint and scans nothing,
  * so a batch that a scan would reject (bad CRC of the last batch, which a
  * scan would cut as a torn tail) is neither cut nor noticed. */
@@ -3042,6 +3080,7 @@ Suite *log_suite(void)
 	tcase_add_test(tc, test_corruption_list_saved_when_replaced);
 	tcase_add_test(tc, test_corruption_found_out_of_order);
 	tcase_add_test(tc, test_clean_open_skips_scan);
+	tcase_add_test(tc, test_timeindex_past_index_rewritten);
 	tcase_add_test(tc, test_unclean_open_scans);
 	suite_add_tcase(s, tc);
 
