@@ -1637,6 +1637,35 @@ START_TEST(test_recover_sealed_segment_bad_tail)
 }
 END_TEST
 
+/* A log of 3+ small segments, crashed, with `tab` built from its files. */
+static void crash_with_segments(struct lt *t)
+{
+	lt_init(t);
+	t->cfg.segment_bytes = SEG_SMALL;
+	lt_open(t);
+	fill(t, 70, 10, TS0);
+	lt_crash(t);
+	tab_build(t);
+	ck_assert_int_ge(tab.nsegs, 3);
+}
+
+/* Rename the last segment's .log to `base`, cut to 1 byte (shorter than a
+ * header), and remove its index files. */
+static void rename_last_segment(struct lt *t, int64_t base)
+{
+	char from[LT_PATH_MAX], to[LT_PATH_MAX];
+	int64_t last = tab.seg_base[tab.nsegs - 1];
+
+	lt_seg_path(t, from, last, ".log");
+	lt_seg_path(t, to, base, ".log");
+	ck_assert_int_eq(rename(from, to), 0);
+	ck_assert_int_eq(truncate(to, 1), 0);
+	for (int k = 0; k < 2; k++) {
+		lt_seg_path(t, from, last, k ? ".timeindex" : ".index");
+		unlink(from);
+	}
+}
+
 /* The last segment's name puts its base inside the sealed segment before
  * it (and its file is too short for a header): the batches from the one
  * that holds that base on are refused, not served as offsets that the
@@ -1644,17 +1673,10 @@ END_TEST
 START_TEST(test_recover_next_base_inside_sealed)
 {
 	struct lt t;
-	char from[LT_PATH_MAX], to[LT_PATH_MAX];
 	int64_t base;
 	int j, prev;
 
-	lt_init(&t);
-	t.cfg.segment_bytes = SEG_SMALL;
-	lt_open(&t);
-	fill(&t, 70, 10, TS0);
-	lt_crash(&t);
-	tab_build(&t);
-	ck_assert_int_ge(tab.nsegs, 3);
+	crash_with_segments(&t);
 	prev = tab.nsegs - 2;
 	for (j = tab.n - 1; tab.seg[j] != prev; j--)
 		;
@@ -1665,14 +1687,7 @@ START_TEST(test_recover_next_base_inside_sealed)
 	while (tab.base[j + 1] - tab.base[j] < 2);
 	ck_assert_int_eq(tab.seg[j], prev);
 	base = tab.base[j] + 1;
-	lt_seg_path(&t, from, tab.seg_base[tab.nsegs - 1], ".log");
-	lt_seg_path(&t, to, base, ".log");
-	ck_assert_int_eq(rename(from, to), 0);
-	ck_assert_int_eq(truncate(to, 1), 0);
-	for (int k = 0; k < 2; k++) {
-		lt_seg_path(&t, from, tab.seg_base[tab.nsegs - 1], k ? ".timeindex" : ".index");
-		unlink(from);
-	}
+	rename_last_segment(&t, base);
 	lt_open(&t);
 	ck_assert_int_eq(log_end_offset(t.log), base);
 	expect_readable(&t, 0, tab.base[j]);
@@ -1689,26 +1704,12 @@ END_TEST
 START_TEST(test_recover_gap_before_next_segment)
 {
 	struct lt t;
-	char from[LT_PATH_MAX], to[LT_PATH_MAX];
 	int64_t end, base;
 
-	lt_init(&t);
-	t.cfg.segment_bytes = SEG_SMALL;
-	lt_open(&t);
-	fill(&t, 70, 10, TS0);
-	lt_crash(&t);
-	tab_build(&t);
-	ck_assert_int_ge(tab.nsegs, 3);
+	crash_with_segments(&t);
 	end = tab.seg_base[tab.nsegs - 1]; /* where the sealed segment ends */
 	base = end + 50;
-	lt_seg_path(&t, from, end, ".log");
-	lt_seg_path(&t, to, base, ".log");
-	ck_assert_int_eq(rename(from, to), 0);
-	ck_assert_int_eq(truncate(to, 1), 0);
-	for (int k = 0; k < 2; k++) {
-		lt_seg_path(&t, from, end, k ? ".timeindex" : ".index");
-		unlink(from);
-	}
+	rename_last_segment(&t, base);
 	for (int k = 0; k < 2; k++) {
 		lt_open(&t);
 		ck_assert_int_eq(log_end_offset(t.log), base);
