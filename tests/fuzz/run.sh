@@ -8,8 +8,8 @@
 # At the end: executions per target from libFuzzer's final stats and the
 # seed each used, then "fuzz: N passed, N failed".  Exit status 1 if any
 # target failed.  FUZZ_SEED=N fixes libFuzzer's seed (`make check` does, so
-# that a failure there is replayed by the same command on a fresh clone);
-# unset, each run draws its own.
+# that its runs try the same inputs, up to how far each gets in the time,
+# and a failure there can be replayed); unset, each run draws its own.
 set -u
 build=$1
 secs=$2
@@ -35,7 +35,8 @@ for t in "$@"; do
 	# -timeout: one input running 30 s is a hang; -rss_limit_mb: the
 	# default 2 GiB, stated.
 	"$bin" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
-		${FUZZ_SEED:+-seed="$FUZZ_SEED"} -print_final_stats=1 -artifact_prefix="$work/artifacts/$t-" \
+		${FUZZ_SEED:+-seed="$FUZZ_SEED"} -print_final_stats=1 \
+		-artifact_prefix="$work/artifacts/$t-" \
 		"$work/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
