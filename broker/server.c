@@ -46,6 +46,7 @@ struct conn {
 	bool paused;               /* reading off for backpressure */
 	bool closing;              /* close once the output is written */
 	bool dead;                 /* unlinked; freed by the reaper */
+	int64_t answered_us;       /* last answer queued (broker_mono_us) */
 	size_t grant;              /* budget held for the frame at the head */
 	size_t want;               /* > 0: on srv->waiters for a frame this big */
 	struct event *frame_timer; /* request.timeout.ms of a started frame */
@@ -231,9 +232,22 @@ static void conn_flush(struct conn *c)
 		TAILQ_REMOVE(&c->reqs, r, link);
 		c->nreqs--;
 		c->inflight_bytes -= r->bytes_in;
-		if (r->out != NULL)
+		if (r->out != NULL) {
+			/* The last answer owed, nothing queued before it and no
+			 * request waiting to be parsed: write it now rather than
+			 * when the next turn's epoll reports the socket writable
+			 * (a round of the loop less per request for a client
+			 * with one in flight).  Pipelined answers still leave
+			 * together; what the socket does not take now, and any
+			 * error, is the bufferevent's. */
+			if (TAILQ_EMPTY(&c->reqs) && evbuffer_get_length(out) == 0 &&
+			    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+				evbuffer_write_atmost(r->out, bufferevent_getfd(c->bev),
+						      CONN_IO_CHUNK);
 			evbuffer_add_buffer(out, r->out);
+		}
 		req_free(r);
+		c->answered_us = broker_mono_us();
 	}
 	if ((c->closing || c->srv->shutting_down) && TAILQ_EMPTY(&c->reqs) &&
 	    evbuffer_get_length(out) == 0) {
@@ -508,9 +522,12 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_TIMEOUT) {
-		/* Idle means nothing pending either way, answers included. */
+		/* Idle means nothing pending either way, answers included,
+		 * and no answer for the whole timeout either (one may have
+		 * been written in this very turn). */
 		if (TAILQ_EMPTY(&c->reqs) &&
-		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+		    broker_mono_us() - c->answered_us >= c->srv->b->cfg.idle_timeout_ms * 1000) {
 			log_msg(LOGL_INFO, "connection %s idle for %lld ms; closing", c->peer,
 				(long long)c->srv->b->cfg.idle_timeout_ms);
 			conn_close(c);
@@ -599,6 +616,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->srv = s;
+	c->answered_us = INT64_MIN / 2; /* never */
 	TAILQ_INIT(&c->reqs);
 	peer_name(sa, c->peer, sizeof(c->peer));
 	bufferevent_set_max_single_read(c->bev, CONN_IO_CHUNK);

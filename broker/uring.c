@@ -106,8 +106,10 @@ static void on_eventfd(evutil_socket_t fd, short what, void *arg)
 	uint64_t v;
 
 	(void)what;
-	while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-		;
+	/* One read resets the counter (not EFD_SEMAPHORE); a failure
+	 * (EAGAIN) is harmless: the ring is the truth. */
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_msg_errno(LOGL_WARN, -errno, "io_uring eventfd read");
 	uring_reap(u);
 }
 
