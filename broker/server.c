@@ -226,6 +226,7 @@ static void conn_update_read(struct conn *c)
 static void conn_flush(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	bool answered = false;
 	struct req *r;
 
 	while ((r = TAILQ_FIRST(&c->reqs)) != NULL && r->done) {
@@ -247,8 +248,10 @@ static void conn_flush(struct conn *c)
 			evbuffer_add_buffer(out, r->out);
 		}
 		req_free(r);
-		c->answered_us = broker_mono_us();
+		answered = true;
 	}
+	if (answered)
+		c->answered_us = broker_mono_us();
 	if ((c->closing || c->srv->shutting_down) && TAILQ_EMPTY(&c->reqs) &&
 	    evbuffer_get_length(out) == 0) {
 		conn_close(c);
