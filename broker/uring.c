@@ -88,6 +88,12 @@ static void on_turn_end(evutil_socket_t fd, short what, void *arg)
 	int rc = uring_submit(u);
 	if (rc < 0 && rc != -EBUSY && rc != -EAGAIN)
 		log_msg_errno(LOGL_ERROR, rc, "io_uring submit failed");
+	/* A buffered write punted to an io-wq worker often completes before
+	 * io_uring_enter returns (the worker, woken on this CPU, preempts us):
+	 * dispatch it now rather than after a trip through epoll_wait and the
+	 * eventfd.  The eventfd stays set; its next wake-up finds nothing. */
+	if (io_uring_cq_ready(&u->ring) > 0)
+		uring_reap(u);
 }
 
 static void schedule_turn(struct uring *u)
