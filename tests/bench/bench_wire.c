@@ -1267,24 +1267,191 @@ static uint64_t rate_count(void)
 	return n ? n : 1;
 }
 
+/* A fixed-rate producer on c: record i goes out at t0 + i * period, with at
+ * most `window` requests unacknowledged (5: a Kafka producer's
+ * max.in.flight.requests.per.connection), so a send never waits for a slow
+ * ack while the window has room.  Sends stop once `stop` has passed; every
+ * ack must be in by `deadline`.  The acks are read by a second thread that
+ * blocks in poll without a near timeout: on this VM a timer armed a few
+ * hundred us ahead (for the next send) adds ~30 us to the wake-up that an
+ * ack brings, which a one-thread loop would count into every sample.
+ * issued and acked hand frames between the two threads (release/acquire):
+ * the sender fills slot i only once i - acked < window.  When it has sent
+ * all it will, it says so through the `wake` pipe. */
+struct rate_prod {
+	uint64_t n, t0, stop, deadline;
+	uint32_t window;
+	bool stamp;     /* e2e: the value carries CLOCK_MONOTONIC ns of the send */
+	struct hist *h; /* ack latency from the scheduled send time, or NULL */
+	struct conn *c;
+	_Atomic uint64_t issued, acked;
+	atomic_bool sent_all;
+	int wake[2];
+	pthread_mutex_t mu;
+	pthread_cond_t room;
+};
+
+static void *rate_receiver(void *arg)
+{
+	struct rate_prod *rp = arg;
+	struct conn *c = rp->c;
+	uint64_t acked = atomic_load(&rp->acked);
+
+	for (;;) {
+		uint64_t issued = atomic_load_explicit(&rp->issued, memory_order_acquire);
+		bool all = atomic_load_explicit(&rp->sent_all, memory_order_acquire);
+		uint64_t now = now_ns();
+		struct pollfd pfd[2] = { { c->fd, POLLIN, 0 }, { rp->wake[0], POLLIN, 0 } };
+		struct timespec ts;
+		Brokerd__Response *r;
+		size_t pos = 0;
+		ssize_t rd;
+
+		if (all && acked == atomic_load(&rp->issued))
+			break;
+		if (now > rp->deadline)
+			die("produce: %" PRIu64 " of %" PRIu64 " acks missing at the deadline",
+			    issued - acked, issued);
+		ts.tv_sec = (time_t)((rp->deadline - now) / 1000000000u);
+		ts.tv_nsec = (long)((rp->deadline - now) % 1000000000u);
+		if (ppoll(pfd, all ? 1 : 2, &ts, NULL) < 0 && errno != EINTR)
+			die("ppoll: %s", strerror(errno));
+		if (pfd[0].revents == 0)
+			continue;
+		rd = conn_read(c);
+		if (rd < 0)
+			die("produce: receive: %s", rd == -EPIPE ?
+			    "connection closed by the broker" : strerror((int)-rd));
+		now = now_ns();
+		while (conn_next(c, &pos, &r) == 1) {
+			struct frame *f = conn_slot(c, acked);
+
+			if (acked == atomic_load_explicit(&rp->issued, memory_order_acquire))
+				die("produce: a response to no request (correlation id %" PRIu64 ")",
+				    r->correlation_id);
+			check_resp(r, "produce", -1);
+			if (r->correlation_id != f->corr)
+				die("produce: correlation id %" PRIu64 ", expected %" PRIu64,
+				    r->correlation_id, f->corr);
+			resp_free(c, r);
+			if (rp->h != NULL)
+				h_add(rp->h, now - f->t0_ns);
+			acked++;
+		}
+		conn_consumed(c, pos);
+		pthread_mutex_lock(&rp->mu);
+		atomic_store_explicit(&rp->acked, acked, memory_order_release);
+		pthread_cond_signal(&rp->room);
+		pthread_mutex_unlock(&rp->mu);
+	}
+	return NULL;
+}
+
+static uint64_t rate_produce(struct rate_prod *rp)
+{
+	struct conn *c = rp->c;
+	uint64_t period = (uint64_t)(1e9 / opt.rate), i;
+	size_t blen;
+	uint32_t cnt;
+	uint8_t *tmpl = rp->stamp ? NULL : build_batch(1, NULL, &blen, &cnt);
+	pthread_t tid;
+
+	atomic_init(&rp->issued, c->issued);
+	atomic_init(&rp->acked, c->issued);
+	atomic_init(&rp->sent_all, false);
+	pthread_mutex_init(&rp->mu, NULL);
+	pthread_cond_init(&rp->room, NULL);
+	if (pipe2(rp->wake, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	if (pthread_create(&tid, NULL, rate_receiver, rp) != 0)
+		die("pthread_create failed");
+	for (i = 0; i < rp->n; i++) {
+		Brokerd__Request req = BROKERD__REQUEST__INIT;
+		Brokerd__ProduceRequest pr = BROKERD__PRODUCE_REQUEST__INIT;
+		struct frame *f = conn_slot(c, c->issued);
+		uint64_t sched = rp->t0 + i * period, stamp;
+		uint8_t *batch;
+
+		pthread_mutex_lock(&rp->mu);
+		while (c->issued - atomic_load_explicit(&rp->acked, memory_order_acquire) >=
+		       rp->window)
+			pthread_cond_wait(&rp->room, &rp->mu);
+		pthread_mutex_unlock(&rp->mu);
+		sleep_until(sched);
+		if (now_ns() > rp->stop)
+			break;
+		stamp = now_ns();
+		batch = rp->stamp ? build_batch(1, &stamp, &blen, &cnt) : tmpl;
+		pr.topic = (char *)opt.topic;
+		pr.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
+		pr.partition = (uint32_t)(i % opt.partitions);
+		pr.acks = opt.acks;
+		pr.records.data = batch;
+		pr.records.len = blen;
+		req.correlation_id = ++c->next_corr;
+		req.op_case = BROKERD__REQUEST__OP_PRODUCE;
+		req.produce = &pr;
+		frame_encode(f, &req);
+		if (batch != tmpl) {
+			if (f->own == NULL && f->body == batch)
+				f->own = batch; /* the frame borrows it: freed with the frame */
+			else
+				free(batch);
+		}
+		f->corr = req.correlation_id;
+		f->t0_ns = sched;
+		c->issued++;
+		atomic_store_explicit(&rp->issued, c->issued, memory_order_release);
+		for (;;) {
+			int rc = conn_flush(c);
+
+			if (rc < 0)
+				die("produce: send: %s", strerror(-rc));
+			if (c->sendpos == c->issued)
+				break;
+			if (wait_fd(c->fd, POLLOUT, rp->deadline) == -ETIMEDOUT)
+				die("produce: timed out sending");
+		}
+	}
+	atomic_store_explicit(&rp->sent_all, true, memory_order_release);
+	if (write(rp->wake[1], "", 1) != 1)
+		die("pipe write: %s", strerror(errno));
+	pthread_join(tid, NULL);
+	close(rp->wake[0]);
+	close(rp->wake[1]);
+	c->done = c->ackpos = c->issued;
+	pthread_mutex_destroy(&rp->mu);
+	pthread_cond_destroy(&rp->room);
+	free(tmpl);
+	return i;
+}
+
 static int run_latency(void)
 {
 	struct conn c;
 	struct hist *h = xcalloc(1, sizeof(*h));
-	uint64_t n = rate_count(), i, t0, t_end, period = (uint64_t)(1e9 / opt.rate);
+	uint64_t n = rate_count(), i = 0, t0, t_end, period = (uint64_t)(1e9 / opt.rate);
 	uint64_t deadline;
+	uint32_t window = opt.mode == WB_PING ? 1 : (uint32_t)opt.depth;
 	uint8_t *batch;
 	size_t blen;
 	uint32_t cnt;
 
 	prctl(PR_SET_TIMERSLACK, 1UL); /* 50 us default slack would add to every sample */
-	conn_init(&c, 1);
+	conn_init(&c, window);
 	if (opt.create)
 		create_topic(&c, opt.topic, now_ns() + 30ull * 1000000000u);
 	batch = build_batch(1, NULL, &blen, &cnt);
 	t0 = now_ns() + 1000000; /* first send 1 ms from now */
 	deadline = t0 + (uint64_t)(opt.seconds * 1e9) + WB_GRACE_NS;
-	for (i = 0; i < n; i++) {
+	if (window > 1) {
+		struct rate_prod rp = { .n = n, .t0 = t0, .stop = deadline - WB_GRACE_NS,
+					.deadline = deadline, .window = window, .h = h, .c = &c };
+		i = rate_produce(&rp);
+	}
+	/* One in flight: send at the schedule, then wait for the answer (as the
+	 * peer's synchronous hiredis client does). */
+	for (; window == 1 && i < n; i++) {
 		Brokerd__Request req = BROKERD__REQUEST__INIT;
 		Brokerd__ProduceRequest pr = BROKERD__PRODUCE_REQUEST__INIT;
 		Brokerd__ListOffsetsRequest lo = BROKERD__LIST_OFFSETS_REQUEST__INIT;
@@ -1325,9 +1492,9 @@ static int run_latency(void)
 		printf("bench=wire mode=ping target_rate=%.0f requests=%" PRIu64
 		       " achieved_rate=%.0f", opt.rate, i, (double)i / ((double)(t_end - t0) / 1e9));
 	else
-		printf("bench=wire mode=latency size=%" PRId32 " acks=%s target_rate=%.0f"
-		       " records=%" PRIu64 " achieved_rate=%.0f", opt.record_size,
-		       opt.acks == BROKERD__ACKS__ACKS_ALL ? "all" : "leader", opt.rate, i,
+		printf("bench=wire mode=latency size=%" PRId32 " acks=%s depth=%" PRIu32
+		       " target_rate=%.0f records=%" PRIu64 " achieved_rate=%.0f", opt.record_size,
+		       opt.acks == BROKERD__ACKS__ACKS_ALL ? "all" : "leader", window, opt.rate, i,
 		       (double)i / ((double)(t_end - t0) / 1e9));
 	h_print(h);
 	printf("\n");
@@ -1347,90 +1514,18 @@ struct e2e {
 	uint64_t received;
 };
 
-/* The producer: one record per request at the schedule, acks read whenever
- * they arrive (not waited for: a slow ack must not delay the next send). */
+/* The e2e producer: every record, at the schedule, acks read whenever they
+ * arrive (a slow ack must not delay the next send). */
 static void *e2e_producer(void *arg)
 {
 	struct e2e *e = arg;
 	struct conn c;
-	uint64_t period = (uint64_t)(1e9 / opt.rate), acked = 0, i = 0;
+	struct rate_prod rp = { .n = e->n, .t0 = e->t0, .stop = e->deadline,
+				.deadline = e->deadline, .window = 1024, .stamp = true, .c = &c };
 
 	prctl(PR_SET_TIMERSLACK, 1UL);
-	conn_init(&c, 1024);
-	while (i < e->n || acked < c.issued) {
-		uint64_t now = now_ns(), sched = e->t0 + i * period;
-		size_t pos = 0;
-		Brokerd__Response *r;
-		ssize_t rd;
-
-		if (now > e->deadline)
-			die("e2e: producer: %" PRIu64 " of %" PRIu64 " acks missing at the deadline",
-			    c.issued - acked, c.issued);
-		if (i < e->n && now >= sched && c.issued - c.done < c.cap) {
-			Brokerd__Request req = BROKERD__REQUEST__INIT;
-			Brokerd__ProduceRequest pr = BROKERD__PRODUCE_REQUEST__INIT;
-			uint64_t stamp = now_ns();
-			size_t blen;
-			uint32_t cnt;
-			uint8_t *batch = build_batch(1, &stamp, &blen, &cnt);
-			struct frame *f = conn_slot(&c, c.issued);
-			int rc;
-
-			pr.topic = (char *)opt.topic;
-			pr.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
-			pr.partition = 0;
-			pr.acks = opt.acks;
-			pr.records.data = batch;
-			pr.records.len = blen;
-			req.correlation_id = ++c.next_corr;
-			req.op_case = BROKERD__REQUEST__OP_PRODUCE;
-			req.produce = &pr;
-			frame_encode(f, &req);
-			if (f->own == NULL && f->body == batch)
-				f->own = batch; /* the frame borrows it: freed with the frame */
-			else
-				free(batch);
-			f->corr = req.correlation_id;
-			c.issued++;
-			i++;
-			rc = conn_flush(&c);
-			if (rc < 0)
-				die("e2e: send: %s", strerror(-rc));
-			continue;
-		}
-		if (c.sendpos < c.issued) {
-			int rc = conn_flush(&c);
-			if (rc < 0)
-				die("e2e: send: %s", strerror(-rc));
-		}
-		rd = conn_read(&c);
-		if (rd < 0)
-			die("e2e: producer: receive: %s", rd == -EPIPE ?
-			    "connection closed by the broker" : strerror((int)-rd));
-		while (conn_next(&c, &pos, &r) == 1) {
-			check_resp(r, "e2e produce", -1);
-			if (r->correlation_id != conn_slot(&c, acked)->corr)
-				die("e2e: produce correlation id %" PRIu64 ", expected %" PRIu64,
-				    r->correlation_id, conn_slot(&c, acked)->corr);
-			resp_free(&c, r);
-			acked++;
-			c.done = acked;
-		}
-		conn_consumed(&c, pos);
-		if (rd > 0)
-			continue;
-		/* Nothing to read: wait for an ack or the next send time. */
-		{
-			uint64_t until = i < e->n ? sched : now + 10000000;
-			if (until > now) {
-				struct pollfd p = { c.fd, POLLIN | (c.sendpos < c.issued ? POLLOUT : 0), 0 };
-				struct timespec ts = { (time_t)((until - now) / 1000000000u),
-						       (long)((until - now) % 1000000000u) };
-				if (ppoll(&p, 1, &ts, NULL) < 0 && errno != EINTR)
-					die("ppoll: %s", strerror(errno));
-			}
-		}
-	}
+	conn_init(&c, rp.window);
+	rate_produce(&rp);
 	conn_fini(&c);
 	return NULL;
 }
@@ -1807,6 +1902,8 @@ static int parse_args(int argc, char **argv)
 		fprintf(stderr, "bench_wire: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
+	if (opt.mode == WB_LATENCY && !depth_set)
+		opt.depth = 1;
 	if (opt.mode == WB_CONSUME) {
 		if (!conns_set)
 			opt.conns = 1;

@@ -42,6 +42,12 @@
 #    at the same rate) is the broker's round trip without the log, as Redis
 #    PING is.  acks=leader is measured on the default flush.mode=always topic
 #    and on a flush.mode=os topic (no fdatasync at all).
+#    Each acks=all round also runs a Kafka-style producer: the same schedule
+#    with up to WIRE_LAT_DEPTH requests unacknowledged (a Kafka producer's
+#    max.in.flight.requests.per.connection is 5), so a send never waits for
+#    a slow ack; a slow fsync then delays the records sent during it, not
+#    the whole queue scheduled behind them.  The peer's hiredis client has
+#    one request in flight, so this row has no Redis ratio.
 #  - e2e: a producer at 10,000/s stamps the send time into the value; a
 #    consumer long-polls (max_wait 500 ms, min_bytes 1) from the latest offset.
 #    Under flush.mode=always consumers see only durable records (the high
@@ -61,6 +67,7 @@
 #   WIRE_MAX_1K=2000000     record cap of the 1 KiB produce (~2 GB of log)
 #   WIRE_LAT_SECONDS=8      seconds per fixed-rate latency run (2,000/s)
 #   WIRE_LAT_ROUNDS=3       interleaved ours/Redis rounds of the acks=all run
+#   WIRE_LAT_DEPTH=5        requests in flight of the Kafka-style acks=all run
 #   REDIS_LAT_PORT=16381    loopback port of the Redis of those rounds
 #   WIRE_PING_SECONDS=4     seconds of the ping floor
 #   WIRE_E2E_SECONDS=5      seconds per e2e run (10,000/s)
@@ -86,6 +93,7 @@ WIRE_MAX_100=${WIRE_MAX_100:-18000000}
 WIRE_MAX_1K=${WIRE_MAX_1K:-2000000}
 WIRE_LAT_SECONDS=${WIRE_LAT_SECONDS:-8}
 WIRE_LAT_ROUNDS=${WIRE_LAT_ROUNDS:-3}
+WIRE_LAT_DEPTH=${WIRE_LAT_DEPTH:-5}
 REDIS_LAT_PORT=${REDIS_LAT_PORT:-16381}
 WIRE_PING_SECONDS=${WIRE_PING_SECONDS:-4}
 WIRE_E2E_SECONDS=${WIRE_E2E_SECONDS:-5}
@@ -187,12 +195,16 @@ for v in leader.always leader.os; do
 done
 # acks=all: rounds of ours then Redis, back to back (see the header).
 start_redis_lat
-LAT_OURS=() LAT_REDIS=()
+LAT_OURS=() LAT_DEEP=() LAT_REDIS=()
 for r in $(seq "$WIRE_LAT_ROUNDS"); do
 	note "(c) latency acks=all flush.mode=always, 100 B, 2000/s, round $r of $WIRE_LAT_ROUNDS"
 	bw latency --create --topic "lat-all-always-$r" --topic-config flush.mode=always \
 		--acks all --record-size 100 --rate 2000 --seconds "$WIRE_LAT_SECONDS"
 	LAT_OURS+=("$LINE")
+	bw latency --create --topic "lat-all-deep-$r" --topic-config flush.mode=always \
+		--acks all --record-size 100 --rate 2000 --seconds "$WIRE_LAT_SECONDS" \
+		--depth "$WIRE_LAT_DEPTH"
+	LAT_DEEP+=("$LINE")
 	[ -n "$REDIS_PID" ] || continue
 	l=$("$DIR/redis_stream_bench" rate "$REDIS_LAT_PORT" "lat$r" 100 2000 \
 		$((2000 * WIRE_LAT_SECONDS)) 60)
@@ -201,6 +213,7 @@ for r in $(seq "$WIRE_LAT_ROUNDS"); do
 done
 stop_redis_lat
 OURS[latency.all.always]=$(median_line p99_us "${LAT_OURS[@]}")
+OURS[latency.all.deep]=$(median_line p99_us "${LAT_DEEP[@]}")
 for v in all.always leader.os; do
 	acks=${v%.*} mode=${v#*.}
 	note "(d) e2e acks=$acks flush.mode=$mode, 100 B, 10000/s, long poll"
@@ -324,6 +337,9 @@ for v in leader.always leader.os all.always; do
 	row "$what" "$ours" "$peer$tag" \
 		"$(calc "$peer" / "$ours")x" "<= $lim us" "$(verdict le "$ours" "$lim")"
 done
+ours=$(kv "${OURS[latency.all.deep]}" p99_us)
+row "(c) same, $WIRE_LAT_DEPTH in flight (Kafka-style), median p99" "$ours" "-" "-" \
+	"<= 1000 us" "$(verdict le "$ours" 1000)"
 if [ ${#LAT_REDIS[@]} -gt 0 ]; then
 	won=0
 	for i in "${!LAT_REDIS[@]}"; do
@@ -333,6 +349,8 @@ if [ ${#LAT_REDIS[@]} -gt 0 ]; then
 		printf '%s vs %s; ' "$(kv "${LAT_OURS[$i]}" p99_us)" "$(kv "${LAT_REDIS[$i]}" p99_us)"
 	done)ours lower in $won of ${#LAT_REDIS[@]}"
 fi
+echo "acks=all rounds with $WIRE_LAT_DEPTH in flight (p99 us): $(for l in "${LAT_DEEP[@]}"; do
+	printf '%s; ' "$(kv "$l" p99_us)"; done)"
 for v in all.always leader.os; do
 	acks=${v%.*} mode=${v#*.}
 	ours=$(kv "${OURS[e2e.$v]}" p99_us)
@@ -347,7 +365,7 @@ echo "ratio: ours/Redis for throughput, Redis/ours for latency (> 1 is better);"
 echo
 echo "details (latency p50 / p99 / p99.9 / max us; broker CPU in % of one core, machine of 200%):"
 for k in produce.100 produce.1024 consume.100 consume.1024 ping latency.leader.always \
-	latency.leader.os latency.all.always e2e.all.always e2e.leader.os; do
+	latency.leader.os latency.all.always latency.all.deep e2e.all.always e2e.leader.os; do
 	l=${OURS[$k]}
 	mb=$(kv "$l" MB_per_s)
 	printf '  %-21s %9s / %9s / %9s / %9s us  %s%s broker, %s machine\n' "$k" "$(kv "$l" p50_us)" \
