@@ -1267,6 +1267,20 @@ static uint64_t rate_count(void)
 	return n ? n : 1;
 }
 
+/* Make *req a produce of one batch (borrowed) to `partition` of --topic. */
+static void produce_req(Brokerd__Request *req, Brokerd__ProduceRequest *pr, uint32_t partition,
+			uint8_t *batch, size_t blen)
+{
+	pr->topic = (char *)opt.topic;
+	pr->partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
+	pr->partition = partition;
+	pr->acks = opt.acks;
+	pr->records.data = batch;
+	pr->records.len = blen;
+	req->op_case = BROKERD__REQUEST__OP_PRODUCE;
+	req->produce = pr;
+}
+
 /* A fixed-rate producer on c: record i goes out at t0 + i * period, with at
  * most `window` requests unacknowledged (5: a Kafka producer's
  * max.in.flight.requests.per.connection), so a send never waits for a slow
@@ -1382,15 +1396,8 @@ static uint64_t rate_produce(struct rate_prod *rp)
 			break;
 		stamp = now_ns();
 		batch = rp->stamp ? build_batch(1, &stamp, &blen, &cnt) : tmpl;
-		pr.topic = (char *)opt.topic;
-		pr.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
-		pr.partition = (uint32_t)(i % opt.partitions);
-		pr.acks = opt.acks;
-		pr.records.data = batch;
-		pr.records.len = blen;
+		produce_req(&req, &pr, (uint32_t)(i % opt.partitions), batch, blen);
 		req.correlation_id = ++c->next_corr;
-		req.op_case = BROKERD__REQUEST__OP_PRODUCE;
-		req.produce = &pr;
 		frame_encode(f, &req);
 		if (batch != tmpl) {
 			if (f->own == NULL && f->body == batch)
@@ -1467,14 +1474,7 @@ static int run_latency(void)
 			req.op_case = BROKERD__REQUEST__OP_LIST_OFFSETS;
 			req.list_offsets = &lo;
 		} else {
-			pr.topic = (char *)opt.topic;
-			pr.partitioner_case = BROKERD__PRODUCE_REQUEST__PARTITIONER_PARTITION;
-			pr.partition = (uint32_t)(i % opt.partitions);
-			pr.acks = opt.acks;
-			pr.records.data = batch;
-			pr.records.len = blen;
-			req.op_case = BROKERD__REQUEST__OP_PRODUCE;
-			req.produce = &pr;
+			produce_req(&req, &pr, (uint32_t)(i % opt.partitions), batch, blen);
 		}
 		r = conn_call(&c, &req, deadline, what);
 		now = now_ns();
