@@ -16,6 +16,7 @@
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "broker/broker.h"
 #include "broker/logging.h"
 #include "broker/request.h"
+#include "broker/uring.h"
 
 /* Socket reads and writes move up to this much per call (libevent's
  * default of 16 KiB costs a syscall per 16 KiB of a 1 MiB batch). */
@@ -47,6 +49,9 @@ struct conn {
 	bool closing;              /* close once the output is written */
 	bool dead;                 /* unlinked; freed by the reaper */
 	int64_t answered_us;       /* last answer queued (broker_mono_us) */
+	struct evbuffer *stage;    /* answers of this turn, written at its end;
+	                              non-empty only while the output is empty */
+	struct uring_defer stage_defer;
 	size_t grant;              /* budget held for the frame at the head */
 	size_t want;               /* > 0: on srv->waiters for a frame this big */
 	struct event *frame_timer; /* request.timeout.ms of a started frame */
@@ -174,6 +179,7 @@ static void conn_close(struct conn *c)
 	}
 	conn_timer_stop(c);
 	conn_release(c);
+	uring_defer_cancel(s->b->u, &c->stage_defer);
 	LIST_REMOVE(c, link);
 	LIST_INSERT_HEAD(&s->dead, c, link);
 	s->nconns--;
@@ -194,6 +200,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 		LIST_REMOVE(c, link);
 		bufferevent_free(c->bev);
 		event_free(c->frame_timer);
+		evbuffer_free(c->stage);
 		free(c);
 	}
 }
@@ -209,7 +216,8 @@ static void conn_update_read(struct conn *c)
 		cap = CONN_INFLIGHT_BYTES;
 	pause = c->closing || c->srv->shutting_down || c->nreqs >= CONN_MAX_INFLIGHT ||
 		c->inflight_bytes >= cap ||
-		evbuffer_get_length(bufferevent_get_output(c->bev)) >= CONN_OUT_HIGH;
+		evbuffer_get_length(bufferevent_get_output(c->bev)) +
+				evbuffer_get_length(c->stage) >= CONN_OUT_HIGH;
 	if (pause && !c->paused) {
 		bufferevent_disable(c->bev, EV_READ);
 		c->paused = true;
@@ -222,7 +230,11 @@ static void conn_update_read(struct conn *c)
 	}
 }
 
-/* Write every finished request at the head of the queue. */
+/* Write every finished request at the head of the queue.  While the
+ * bufferevent has nothing queued, answers are staged and written at the end
+ * of the turn, together and straight to the socket (conn_stage_flush):
+ * handing them to the bufferevent would cost two epoll_ctl calls (arm, then
+ * disarm EPOLLOUT) and a trip through epoll_wait per answer. */
 static void conn_flush(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -233,19 +245,11 @@ static void conn_flush(struct conn *c)
 		TAILQ_REMOVE(&c->reqs, r, link);
 		c->nreqs--;
 		c->inflight_bytes -= r->bytes_in;
-		if (r->out != NULL) {
-			/* The last answer owed, nothing queued before it and no
-			 * request waiting to be parsed: write it now rather than
-			 * when the next turn's epoll reports the socket writable
-			 * (a round of the loop less per request for a client
-			 * with one in flight).  Pipelined answers still leave
-			 * together; what the socket does not take now, and any
-			 * error, is the bufferevent's. */
-			if (TAILQ_EMPTY(&c->reqs) && evbuffer_get_length(out) == 0 &&
-			    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-				evbuffer_write_atmost(r->out, bufferevent_getfd(c->bev),
-						      CONN_IO_CHUNK);
+		if (r->out != NULL && evbuffer_get_length(out) > 0) {
 			evbuffer_add_buffer(out, r->out);
+		} else if (r->out != NULL) {
+			evbuffer_add_buffer(c->stage, r->out);
+			uring_defer(c->srv->b->u, &c->stage_defer);
 		}
 		req_free(r);
 		answered = true;
@@ -253,11 +257,22 @@ static void conn_flush(struct conn *c)
 	if (answered)
 		c->answered_us = broker_mono_us();
 	if ((c->closing || c->srv->shutting_down) && TAILQ_EMPTY(&c->reqs) &&
-	    evbuffer_get_length(out) == 0) {
+	    evbuffer_get_length(out) == 0 && evbuffer_get_length(c->stage) == 0) {
 		conn_close(c);
 		return;
 	}
 	conn_update_read(c);
+}
+
+/* End of the turn: write the staged answers; what the socket does not take
+ * now, and any error, is the bufferevent's. */
+static void conn_stage_flush(struct uring_defer *d)
+{
+	struct conn *c = (struct conn *)((char *)d - offsetof(struct conn, stage_defer));
+
+	evbuffer_write_atmost(c->stage, bufferevent_getfd(c->bev), CONN_IO_CHUNK);
+	evbuffer_add_buffer(bufferevent_get_output(c->bev), c->stage);
+	conn_flush(c); /* closing once all is written; reading again */
 }
 
 void srv_req_done(struct req *r)
@@ -528,7 +543,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 		/* Idle means nothing pending either way, answers included,
 		 * and no answer for the whole timeout either (one may have
 		 * been written in this very turn). */
-		if (TAILQ_EMPTY(&c->reqs) &&
+		if (TAILQ_EMPTY(&c->reqs) && evbuffer_get_length(c->stage) == 0 &&
 		    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
 		    broker_mono_us() - c->answered_us >= c->srv->b->cfg.idle_timeout_ms * 1000) {
 			log_msg(LOGL_INFO, "connection %s idle for %lld ms; closing", c->peer,
@@ -608,15 +623,20 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 		return;
 	}
 	c->frame_timer = evtimer_new(b->base, on_frame_timeout, c);
-	c->bev = c->frame_timer == NULL ? NULL
-					: bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->stage = evbuffer_new();
+	c->bev = c->frame_timer == NULL || c->stage == NULL
+			 ? NULL
+			 : bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		evutil_closesocket(fd);
 		if (c->frame_timer != NULL)
 			event_free(c->frame_timer);
+		if (c->stage != NULL)
+			evbuffer_free(c->stage);
 		free(c);
 		return;
 	}
+	c->stage_defer.fn = conn_stage_flush;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->srv = s;
 	c->answered_us = INT64_MIN / 2; /* never */
