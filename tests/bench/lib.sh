@@ -63,16 +63,20 @@ start_broker() {
 
 # Broker CPU around one measurement, as the peer scripts report it:
 # SRV_CPU = the broker process in % of one core; CPU_NOTE = "srv_cpu=..%
-# all_cpu=..%" with the machine's share too.
+# all_cpu=..% steal=..%" with the machine's share and its steal too.
 _proc_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
-_sys_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
-cpu_begin() { CPU_P0=$(_proc_ticks "$BROKER_PID"); read -r CPU_B0 CPU_A0 <<<"$(_sys_ticks)"; }
+# busy (steal included), all, and steal ticks: steal is the time the
+# hypervisor gave this VM's vCPUs to someone else; a latency figure taken
+# while it is high says more about the host than about the broker.
+_sys_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6, $9}' /proc/stat; }
+cpu_begin() { CPU_P0=$(_proc_ticks "$BROKER_PID"); read -r CPU_B0 CPU_A0 CPU_S0 <<<"$(_sys_ticks)"; }
 cpu_end() {
-	local p1 b1 a1
-	p1=$(_proc_ticks "$BROKER_PID"); read -r b1 a1 <<<"$(_sys_ticks)"
+	local p1 b1 a1 s1
+	p1=$(_proc_ticks "$BROKER_PID"); read -r b1 a1 s1 <<<"$(_sys_ticks)"
 	read -r SRV_CPU CPU_NOTE <<<"$(awk -v p0="$CPU_P0" -v p1="$p1" -v b0="$CPU_B0" -v b1="$b1" \
-		-v a0="$CPU_A0" -v a1="$a1" -v n="$(nproc)" 'BEGIN {
+		-v a0="$CPU_A0" -v a1="$a1" -v s0="$CPU_S0" -v s1="$s1" -v n="$(nproc)" 'BEGIN {
 		da = a1 - a0; if (da <= 0) da = 1
 		s = (p1 - p0) / (da / n) * 100
-		printf "%.0f srv_cpu=%.0f%% all_cpu=%.0f%%", s, s, (b1 - b0) / da * n * 100 }')"
+		printf "%.0f srv_cpu=%.0f%% all_cpu=%.0f%% steal=%.0f%%", s, s,
+			(b1 - b0) / da * n * 100, (s1 - s0) / da * n * 100 }')"
 }

@@ -363,14 +363,15 @@ row "(e) idle RSS, 1000 partitions, MiB" "$(calc "$rss1" / 1024)" "-" "-" "< 20 
 echo "ratio: ours/Redis for throughput, Redis/ours for latency (> 1 is better);" \
 	"latency rows compare with Redis XADD appendfsync always, 100 B, 2000/s"
 echo
-echo "details (latency p50 / p99 / p99.9 / max us; broker CPU in % of one core, machine of 200%):"
+echo "details (latency p50 / p99 / p99.9 / max us; broker CPU in % of one core, machine of 200%," \
+	"steal: vCPU time the host gave to others, of 200%):"
 for k in produce.100 produce.1024 consume.100 consume.1024 ping latency.leader.always \
 	latency.leader.os latency.all.always latency.all.deep e2e.all.always e2e.leader.os; do
 	l=${OURS[$k]}
 	mb=$(kv "$l" MB_per_s)
-	printf '  %-21s %9s / %9s / %9s / %9s us  %s%s broker, %s machine\n' "$k" "$(kv "$l" p50_us)" \
-		"$(kv "$l" p99_us)" "$(kv "$l" p999_us)" "$(kv "$l" max_us)" \
-		"${mb:+$mb MB/s, }" "$(kv "$l" srv_cpu)" "$(kv "$l" all_cpu)"
+	printf '  %-21s %9s / %9s / %9s / %9s us  %s%s broker, %s machine, %s steal\n' "$k" \
+		"$(kv "$l" p50_us)" "$(kv "$l" p99_us)" "$(kv "$l" p999_us)" "$(kv "$l" max_us)" \
+		"${mb:+$mb MB/s, }" "$(kv "$l" srv_cpu)" "$(kv "$l" all_cpu)" "$(kv "$l" steal)"
 done
 [ ${#LAT_REDIS[@]} -eq 0 ] || PEER[rate.100.rounds]=$(median_line p99_us "${LAT_REDIS[@]}")
 for k in rate.100.rounds rate.100 rate.1024 ping; do
