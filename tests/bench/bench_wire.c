@@ -516,6 +516,21 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 	return r == 0 ? -ETIMEDOUT : 0;
 }
 
+/* Write every issued frame, waiting for the socket as needed, by deadline. */
+static void conn_send_all(struct conn *c, uint64_t deadline, const char *what)
+{
+	for (;;) {
+		int rc = conn_flush(c);
+
+		if (rc < 0)
+			die("%s: send: %s", what, strerror(-rc));
+		if (c->sendpos == c->issued)
+			return;
+		if (wait_fd(c->fd, POLLOUT, deadline) == -ETIMEDOUT)
+			die("%s: timed out sending", what);
+	}
+}
+
 /* Blocking call on a connection with nothing else in flight: send `req`,
  * wait for its response until deadline.  Returns the response (resp_free). */
 static Brokerd__Response *conn_call(struct conn *c, Brokerd__Request *req, uint64_t deadline,
@@ -524,20 +539,11 @@ static Brokerd__Response *conn_call(struct conn *c, Brokerd__Request *req, uint6
 	struct frame *f = conn_slot(c, c->issued);
 	Brokerd__Response *r = NULL;
 	size_t pos = 0;
-	int rc;
 
 	req->correlation_id = ++c->next_corr;
 	frame_encode(f, req);
 	c->issued++;
-	for (;;) {
-		rc = conn_flush(c);
-		if (rc < 0)
-			die("%s: send: %s", what, strerror(-rc));
-		if (c->sendpos == c->issued)
-			break;
-		if (wait_fd(c->fd, POLLOUT, deadline) == -ETIMEDOUT)
-			die("%s: timed out sending", what);
-	}
+	conn_send_all(c, deadline, what);
 	/* Wait, then read: the answer is never there right after the send, so a
 	 * read first would be one more system call per request. */
 	while (conn_next(c, &pos, &r) != 1) {
@@ -1295,6 +1301,7 @@ static void produce_req(Brokerd__Request *req, Brokerd__ProduceRequest *pr, uint
 struct rate_prod {
 	uint64_t n, t0, stop, deadline;
 	uint32_t window;
+	uint32_t partitions; /* record i goes to partition i % partitions */
 	bool stamp;     /* e2e: the value carries CLOCK_MONOTONIC ns of the send */
 	struct hist *h; /* ack latency from the scheduled send time, or NULL */
 	struct conn *c;
@@ -1396,7 +1403,7 @@ static uint64_t rate_produce(struct rate_prod *rp)
 			break;
 		stamp = now_ns();
 		batch = rp->stamp ? build_batch(1, &stamp, &blen, &cnt) : tmpl;
-		produce_req(&req, &pr, (uint32_t)(i % opt.partitions), batch, blen);
+		produce_req(&req, &pr, (uint32_t)(i % rp->partitions), batch, blen);
 		req.correlation_id = ++c->next_corr;
 		frame_encode(f, &req);
 		if (batch != tmpl) {
@@ -1409,16 +1416,7 @@ static uint64_t rate_produce(struct rate_prod *rp)
 		f->t0_ns = sched;
 		c->issued++;
 		atomic_store_explicit(&rp->issued, c->issued, memory_order_release);
-		for (;;) {
-			int rc = conn_flush(c);
-
-			if (rc < 0)
-				die("produce: send: %s", strerror(-rc));
-			if (c->sendpos == c->issued)
-				break;
-			if (wait_fd(c->fd, POLLOUT, rp->deadline) == -ETIMEDOUT)
-				die("produce: timed out sending");
-		}
+		conn_send_all(c, rp->deadline, "produce");
 	}
 	atomic_store_explicit(&rp->sent_all, true, memory_order_release);
 	if (write(rp->wake[1], "", 1) != 1)
@@ -1453,7 +1451,8 @@ static int run_latency(void)
 	deadline = t0 + (uint64_t)(opt.seconds * 1e9) + WB_GRACE_NS;
 	if (window > 1) {
 		struct rate_prod rp = { .n = n, .t0 = t0, .stop = deadline - WB_GRACE_NS,
-					.deadline = deadline, .window = window, .h = h, .c = &c };
+					.deadline = deadline, .window = window,
+					.partitions = opt.partitions, .h = h, .c = &c };
 		i = rate_produce(&rp);
 	}
 	/* One in flight: send at the schedule, then wait for the answer (as the
@@ -1521,7 +1520,8 @@ static void *e2e_producer(void *arg)
 	struct e2e *e = arg;
 	struct conn c;
 	struct rate_prod rp = { .n = e->n, .t0 = e->t0, .stop = e->deadline,
-				.deadline = e->deadline, .window = 1024, .stamp = true, .c = &c };
+				.deadline = e->deadline, .window = 1024, .partitions = 1,
+				.stamp = true, .c = &c }; /* the consumer reads partition 0 */
 
 	prctl(PR_SET_TIMERSLACK, 1UL);
 	conn_init(&c, rp.window);
